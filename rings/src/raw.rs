@@ -1,0 +1,430 @@
+//! Phase one: the files exactly as written, as serde structs.
+//!
+//! Every struct denies unknown fields. Values that later checks must point at are wrapped in
+//! [`S`] (a value with its line and column). Nothing here is validated beyond YAML types; the
+//! [`crate::load`] module turns these into the model of [`crate::model`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A value with the position it was read from.
+pub type S<T> = serde_saphyr::Spanned<T>;
+
+/// `ringmaster.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSettings {
+    /// Must be `ringmaster/v1`.
+    pub api_version: S<String>,
+    /// Must be `Orchestrator`.
+    pub kind: S<String>,
+    /// The GitOps repository holding the fleet registry.
+    pub gitops: RawGitops,
+    /// Where pull requests live; default: the built-in local forge.
+    #[serde(default)]
+    pub forge: Option<RawForge>,
+    /// Path of the ring file, relative to this file. Default `rings.yaml`.
+    #[serde(default)]
+    pub rings: Option<S<String>>,
+    /// Glob of release files, relative to this file. Default `releases/*.yaml`.
+    #[serde(default)]
+    pub releases: Option<S<String>>,
+    /// Path of the sled store, relative to this file. Default `ringmaster.db`.
+    #[serde(default)]
+    pub store: Option<S<String>>,
+    /// How to reach the clusters.
+    #[serde(default)]
+    pub kube: Option<RawKube>,
+    /// The daemon's HTTP API.
+    #[serde(default)]
+    pub api: Option<RawApi>,
+    /// Time between reconcile passes. Default `30s`.
+    #[serde(default)]
+    pub reconcile_interval: Option<S<String>>,
+    /// Author of ringmaster's commits. Default `ringmaster <ringmaster@localhost>`.
+    #[serde(default)]
+    pub author: Option<RawAuthor>,
+}
+
+/// `gitops:` in `ringmaster.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGitops {
+    /// A local path (relative to `ringmaster.yaml`), `file://`, `https://` or `ssh://` URL.
+    pub url: S<String>,
+    /// The base branch. Default `main`.
+    #[serde(default)]
+    pub branch: Option<S<String>>,
+    /// Glob of registry files in the repository. Default `clusters/**/cluster.yaml`.
+    #[serde(default)]
+    pub registry: Option<S<String>>,
+    /// Credentials for remote URLs.
+    #[serde(default)]
+    pub auth: Option<S<RawAuth>>,
+}
+
+/// Credentials: exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuth {
+    /// Name of an environment variable holding a token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Path of a file holding a token.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// Path of an SSH private key.
+    #[serde(default)]
+    pub ssh_key_file: Option<String>,
+    /// Use the SSH agent.
+    #[serde(default)]
+    pub ssh_agent: Option<bool>,
+}
+
+/// `forge:` — exactly one of `github` or `local`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawForge {
+    /// GitHub or GitHub Enterprise.
+    #[serde(default)]
+    pub github: Option<S<RawGithub>>,
+    /// The built-in local forge.
+    #[serde(default)]
+    pub local: Option<RawLocal>,
+}
+
+/// `forge.local: {}`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {}
+
+/// `forge.github`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGithub {
+    /// Repository owner (user or organisation).
+    pub owner: S<String>,
+    /// Repository name.
+    pub repo: S<String>,
+    /// API base URL. Default `https://api.github.com`.
+    #[serde(default)]
+    pub api_url: Option<S<String>>,
+    /// Environment variable holding a token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding a token.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// Authenticate as a GitHub App instead of with a token.
+    #[serde(default)]
+    pub app: Option<RawGithubApp>,
+    /// `merge`, `squash` or `rebase`. Default `merge`.
+    #[serde(default)]
+    pub merge_method: Option<S<String>>,
+}
+
+/// `forge.github.app`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGithubApp {
+    /// The App's numeric id.
+    pub app_id: u64,
+    /// PEM private key file of the App.
+    pub private_key_file: String,
+    /// Installation id; found from the repository when absent.
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+}
+
+/// `kube:`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawKube {
+    /// Kubeconfig path. Default: `$KUBECONFIG`, then `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+}
+
+/// `api:`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawApi {
+    /// Listen address. Default `127.0.0.1:9464`.
+    #[serde(default)]
+    pub listen: Option<S<String>>,
+    /// Environment variable holding the bearer token for mutating endpoints.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding that token.
+    #[serde(default)]
+    pub token_file: Option<String>,
+}
+
+/// `author:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuthor {
+    /// Name on commits.
+    pub name: String,
+    /// Email on commits.
+    pub email: String,
+}
+
+/// `rings.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRingSet {
+    /// Must be `ringmaster/v1`.
+    pub api_version: S<String>,
+    /// Must be `RingSet`.
+    pub kind: S<String>,
+    /// The rings, in rollout order.
+    pub rings: Vec<RawRing>,
+    /// Gate definitions by name.
+    #[serde(default)]
+    pub gates: BTreeMap<String, S<RawGate>>,
+    /// Change freezes: no PR opens or merges inside one.
+    #[serde(default)]
+    pub freezes: Vec<RawFreeze>,
+    /// Fields whose combinations later rings must not introduce.
+    #[serde(default)]
+    pub coverage: Vec<S<String>>,
+    /// `warn` (default) or `error`.
+    #[serde(default)]
+    pub coverage_mode: Option<S<String>>,
+    /// Extra files to edit (Terraform, Bicep, Helm values).
+    #[serde(default)]
+    pub edits: Vec<S<RawEdit>>,
+}
+
+/// A selector value: one string, or a list (any of).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawSelectorValue {
+    /// Equals.
+    One(String),
+    /// Any of.
+    Many(Vec<String>),
+}
+
+/// One ring.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRing {
+    /// Unique name.
+    pub name: S<String>,
+    /// Registry field or `labels.<key>` → value(s).
+    #[serde(default)]
+    pub selector: BTreeMap<String, S<RawSelectorValue>>,
+    /// `auto` or `manual`. Default `manual`.
+    #[serde(default)]
+    pub merge: Option<S<String>>,
+    /// Users or `org/team`s asked to review.
+    #[serde(default)]
+    pub reviewers: Vec<S<String>>,
+    /// When PRs may open and merge.
+    #[serde(default)]
+    pub window: Option<RawWindow>,
+    /// Time allowed for clusters to converge after merge. Default `30m`.
+    #[serde(default)]
+    pub converge_timeout: Option<S<String>>,
+    /// How long gates must hold after convergence. Default `1h`.
+    #[serde(default)]
+    pub soak: Option<S<String>>,
+    /// Gate names evaluated during the soak.
+    #[serde(default)]
+    pub gates: Vec<S<String>>,
+    /// Gate names evaluated once before the PR opens.
+    #[serde(default)]
+    pub preflight: Vec<S<String>>,
+}
+
+/// `window:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWindow {
+    /// Cron expression (5 fields, or 6/7 with seconds).
+    pub cron: S<String>,
+    /// How long the window stays open.
+    pub duration: S<String>,
+    /// IANA timezone. Default `UTC`.
+    #[serde(default)]
+    pub timezone: Option<S<String>>,
+}
+
+/// A freeze.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFreeze {
+    /// RFC 3339 start.
+    pub from: S<String>,
+    /// RFC 3339 end (exclusive).
+    pub to: S<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A gate: exactly one of `kube`, `prometheus`, `http`, `command`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGate {
+    /// A check against the Kubernetes API.
+    #[serde(default)]
+    pub kube: Option<crate::model::KubeGate>,
+    /// A Prometheus instant query.
+    #[serde(default)]
+    pub prometheus: Option<crate::model::PrometheusGate>,
+    /// An HTTP GET.
+    #[serde(default)]
+    pub http: Option<crate::model::HttpGate>,
+    /// A command (argv, no shell).
+    #[serde(default)]
+    pub command: Option<crate::model::CommandGate>,
+    /// Sampling interval during the soak. Default `1m`.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Consecutive failing samples that halt the ring. Default 1.
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
+    /// Consecutive inconclusive samples that halt the ring. Default 3.
+    #[serde(default)]
+    pub inconclusive_limit: Option<u32>,
+}
+
+/// An `edits:` rule.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEdit {
+    /// Only for clusters matching this selector.
+    #[serde(default)]
+    pub when: BTreeMap<String, RawSelectorValue>,
+    /// Edit the Kubernetes version in another file.
+    #[serde(default)]
+    pub kubernetes: Option<RawEditTarget>,
+    /// Edit this add-on's version in another file.
+    #[serde(default)]
+    pub addon: Option<String>,
+    /// Edit this policy bundle's version in another file.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// File template for `addon`/`policy` rules (`{clusterId}` etc.).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// YAML path of the value.
+    #[serde(default)]
+    pub yaml_path: Option<String>,
+    /// Regex with a named group `version`.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// Target of a `kubernetes:` edit rule.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEditTarget {
+    /// File template.
+    pub file: String,
+    /// YAML path of the value.
+    #[serde(default)]
+    pub yaml_path: Option<String>,
+    /// Regex with a named group `version`.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// A release document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRelease {
+    /// Must be `ringmaster/v1`.
+    pub api_version: S<String>,
+    /// Must be `Release`.
+    pub kind: S<String>,
+    /// Unique name (used in branch names).
+    pub name: S<String>,
+    /// Free text shown in PRs.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Target Kubernetes minor.
+    #[serde(default)]
+    pub kubernetes: Option<S<String>>,
+    /// Add-on → target version.
+    #[serde(default)]
+    pub addons: BTreeMap<String, S<String>>,
+    /// Policy bundle → target version.
+    #[serde(default)]
+    pub policies: BTreeMap<String, S<String>>,
+    /// Ranges each cluster must satisfy before its ring starts.
+    #[serde(default)]
+    pub requires: Option<RawRequires>,
+    /// Allow versions to go down.
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// `requires:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRequires {
+    /// Range over the cluster's Kubernetes version.
+    #[serde(default)]
+    pub kubernetes: Option<S<String>>,
+}
+
+/// A fleet-registry entry (one file per cluster).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCluster {
+    /// `[a-z0-9-]{1,63}`.
+    pub cluster_id: S<String>,
+    /// `aws`, `azure`, `gcp`, `onprem` or `other`.
+    pub provider: S<String>,
+    /// `eks`, `aks`, `gke`, …
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Cloud region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `sandbox`, `dev`, `staging`, `prod`, …
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Owning team.
+    #[serde(default)]
+    pub owner_team: Option<String>,
+    /// `tier-1`, …
+    #[serde(default)]
+    pub criticality: Option<String>,
+    /// Free labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Explicit ring.
+    #[serde(default)]
+    pub upgrade_ring: Option<S<String>>,
+    /// Kubeconfig context. Default: the cluster id.
+    #[serde(default)]
+    pub kube_context: Option<String>,
+    /// Control-plane version the cluster should run.
+    pub kubernetes_version: S<String>,
+    /// Add-on → version.
+    #[serde(default)]
+    pub addons: BTreeMap<String, S<String>>,
+    /// Policy bundle → version.
+    #[serde(default)]
+    pub policies: BTreeMap<String, S<String>>,
+    /// Upgrade controls.
+    #[serde(default)]
+    pub upgrade: Option<S<RawUpgrade>>,
+}
+
+/// `upgrade:` in a registry entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUpgrade {
+    /// Leave the cluster out of new rollouts.
+    #[serde(default)]
+    pub paused: bool,
+    /// Why (required when paused).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
