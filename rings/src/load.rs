@@ -285,7 +285,7 @@ fn gitops(
         diags.error(file, pos(&raw.url), format!("gitops.url `{url}` has an unsupported scheme; use a path, file://, https:// or ssh://"));
         return None;
     } else {
-        GitLocation::Local(base.join(&url))
+        GitLocation::Local(base.join(clean_relative(&url)))
     };
     let branch = raw
         .branch
@@ -347,6 +347,14 @@ fn gitops(
         registry,
         auth,
     })
+}
+
+/// `./gitops` → `gitops` (so messages do not show `dir/./gitops`).
+fn clean_relative(p: &str) -> PathBuf {
+    Path::new(p)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// `git@github.com:acme/repo.git` style.
@@ -623,6 +631,7 @@ fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> RingSet {
             soak,
             gates: gates_used,
             preflight,
+            pos: p,
         });
     }
 
@@ -1301,7 +1310,7 @@ fn fleet(gitops: &GitopsSettings, files: RegistryFiles, diags: &mut Diagnostics)
         if let Some(first) = seen.get(c.id.as_str()) {
             diags.error(
                 &label,
-                Pos::FILE,
+                c.pos,
                 format!("cluster id `{}` is also used by {first}", c.id),
             );
             continue;
@@ -1382,6 +1391,7 @@ fn cluster(file: &str, path: &str, raw: RawCluster, diags: &mut Diagnostics) -> 
         policies,
         paused,
         path: path.to_owned(),
+        pos: pos(&raw.cluster_id),
     })
 }
 
@@ -1429,7 +1439,7 @@ fn membership(
         match matching.as_slice() {
             [] => diags.error_hint(
                 &label,
-                Pos::FILE,
+                c.pos,
                 format!(
                     "cluster `{}` is in no ring: no ring's selector matches it",
                     c.id
@@ -1444,7 +1454,7 @@ fn membership(
                     .collect();
                 diags.error_hint(
                     &label,
-                    Pos::FILE,
+                    c.pos,
                     format!(
                         "cluster `{}` is in {} rings: {}",
                         c.id,
@@ -1460,7 +1470,7 @@ fn membership(
         if m.is_empty() {
             diags.warning(
                 rings_file,
-                Pos::FILE,
+                r.pos,
                 format!("ring `{}` has no clusters", r.name),
             );
         }
@@ -1529,7 +1539,7 @@ fn coverage(
             diags.push(
                 severity,
                 rings_file,
-                Pos::FILE,
+                ring.pos,
                 format!(
                     "coverage: ring `{}` has {} ({}); {why}",
                     ring.name,

@@ -220,6 +220,8 @@ pub struct Ring {
     pub gates: Vec<GateName>,
     /// Gates evaluated once before the PR opens.
     pub preflight: Vec<GateName>,
+    /// Where its name is written in the ring file.
+    pub pos: crate::diag::Pos,
 }
 
 /// Who merges a ring's PR.
@@ -650,6 +652,8 @@ pub struct Cluster {
     pub paused: Option<String>,
     /// Path of its registry file in the repository.
     pub path: String,
+    /// Where `clusterId` is written in that file.
+    pub pos: crate::diag::Pos,
 }
 
 /// The fleet registry.

@@ -58,6 +58,11 @@ fn clean_message(raw: &str) -> String {
             .map_or(first, |(_, msg)| msg),
         None => first,
     };
+    // serde's own messages may end in ` at line N, column M`; the position is printed already.
+    let stripped = match stripped.rfind(" at line ") {
+        Some(i) if stripped[i..].contains(", column ") => &stripped[..i],
+        _ => stripped,
+    };
     stripped.trim().to_owned()
 }
 
@@ -91,6 +96,10 @@ mod tests {
             "expected string scalar"
         );
         assert_eq!(clean_message("missing field `x`"), "missing field `x`");
+        assert_eq!(
+            clean_message("unknown field `sok`, expected one of a, b at line 7, column 5"),
+            "unknown field `sok`, expected one of a, b"
+        );
     }
 
     #[test]

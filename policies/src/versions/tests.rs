@@ -26,6 +26,7 @@ fn cluster(k8s: &str, addons: &[(&str, &str)]) -> Cluster {
         policies: BTreeMap::new(),
         paused: None,
         path: "clusters/c-1/cluster.yaml".into(),
+        pos: rings::Pos::FILE,
     }
 }
 

@@ -1,0 +1,16 @@
+//! One function per subcommand.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+mod plan;
+mod validate;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate => validate::run(&cli),
+        Command::Plan { release, at } => plan::run(&cli, release.as_deref(), *at),
+    }
+}

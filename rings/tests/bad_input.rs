@@ -1,0 +1,411 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The bad-input corpus: every case is a small, otherwise valid setup with one or more
+//! problems; what `validate` prints for it is snapshot-tested.
+
+use std::path::{Path, PathBuf};
+
+const SETTINGS: &str = "apiVersion: ringmaster/v1
+kind: Orchestrator
+gitops: { url: ./gitops, branch: main }
+";
+
+const RINGS: &str = r#"apiVersion: ringmaster/v1
+kind: RingSet
+rings:
+  - name: canary
+    selector: { environment: staging }
+    window: { cron: "0 9 * * MON-FRI", duration: 4h, timezone: Europe/Berlin }
+    soak: 1h
+    gates: [nodes-ready]
+  - name: prod
+    selector: { environment: prod }
+    gates: [nodes-ready]
+gates:
+  nodes-ready: { kube: { nodesReady: { minRatio: 1.0 } } }
+"#;
+
+const RELEASE: &str = "apiVersion: ringmaster/v1
+kind: Release
+name: k8s-1.33
+kubernetes: \"1.33\"
+";
+
+fn cluster(id: &str, env: &str) -> String {
+    format!(
+        "clusterId: {id}\nprovider: aws\nservice: eks\nenvironment: {env}\nkubernetesVersion: \"1.32\"\naddons:\n  coredns: \"1.11.3\"\n"
+    )
+}
+
+/// A setup on disk: config files plus a committed GitOps repository.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// `overrides`: (path, Some(content)) replaces or adds a file, (path, None) removes it.
+    /// Paths under `gitops/` are committed to the repository's `main` branch.
+    fn new(overrides: &[(&str, Option<&str>)]) -> Fixture {
+        let mut files: Vec<(String, String)> = vec![
+            ("ringmaster.yaml".into(), SETTINGS.into()),
+            ("rings.yaml".into(), RINGS.into()),
+            ("releases/k8s.yaml".into(), RELEASE.into()),
+            (
+                "gitops/clusters/stg-1/cluster.yaml".into(),
+                cluster("stg-1", "staging"),
+            ),
+            (
+                "gitops/clusters/prod-1/cluster.yaml".into(),
+                cluster("prod-1", "prod"),
+            ),
+            (
+                "gitops/clusters/prod-2/cluster.yaml".into(),
+                cluster("prod-2", "prod"),
+            ),
+        ];
+        for (path, content) in overrides {
+            files.retain(|(p, _)| p != path);
+            if let Some(c) = content {
+                files.push(((*path).to_owned(), (*c).to_owned()));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path().join("gitops")).unwrap();
+        let mut index = repo.index().unwrap();
+        for (path, content) in &files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, content).unwrap();
+            if let Some(rel) = path.strip_prefix("gitops/") {
+                index.add_path(Path::new(rel)).unwrap();
+            }
+        }
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig =
+            git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))
+                .unwrap();
+        repo.commit(Some("refs/heads/main"), &sig, &sig, "registry", &tree, &[])
+            .unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        Fixture { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("ringmaster.yaml")
+    }
+
+    /// What validate reports, with the temp dir replaced by `<dir>`.
+    fn report(&self) -> String {
+        let diags = match rings::load(&self.config()) {
+            Ok(l) => l.warnings,
+            Err(d) => d,
+        };
+        let root = self.dir.path().display().to_string();
+        diags
+            .sorted()
+            .iter()
+            .map(|d| d.to_string().replace(&root, "<dir>"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn case(name: &str, overrides: &[(&str, Option<&str>)]) -> String {
+    let report = Fixture::new(overrides).report();
+    insta::assert_snapshot!(name, report);
+    report
+}
+
+#[test]
+fn the_base_fixture_is_valid() {
+    let f = Fixture::new(&[]);
+    let loaded = rings::load(&f.config()).unwrap();
+    assert!(loaded.warnings.is_empty());
+    assert_eq!(loaded.config.fleet.clusters.len(), 3);
+}
+
+#[test]
+fn yaml_syntax() {
+    let r = case(
+        "yaml_syntax",
+        &[(
+            "rings.yaml",
+            Some("apiVersion: ringmaster/v1\nkind: RingSet\nrings:\n  - name: [canary\n"),
+        )],
+    );
+    assert!(r.contains("rings.yaml:"), "{r}");
+}
+
+#[test]
+fn unknown_fields_suggest_the_right_name() {
+    let rings = RINGS.replace("    soak: 1h", "    sok: 1h");
+    let r = case(
+        "unknown_fields",
+        &[
+            ("rings.yaml", Some(&rings)),
+            (
+                "gitops/clusters/prod-1/cluster.yaml",
+                Some(&cluster("prod-1", "prod").replace("kubernetesVersion", "kubernetesVersoin")),
+            ),
+        ],
+    );
+    assert!(r.contains("did you mean `soak`?"), "{r}");
+    assert!(r.contains("did you mean `kubernetesVersion`?"), "{r}");
+    assert!(r.contains("<dir>/rings.yaml:7:5"), "{r}");
+}
+
+#[test]
+fn ring_and_membership_errors() {
+    let rings = RINGS
+        .replace("  - name: prod\n", "  - name: canary\n")
+        .replace("[nodes-ready]\n  - name", "[nodes-redy]\n  - name");
+    let r = case(
+        "ring_errors",
+        &[
+            ("rings.yaml", Some(&rings)),
+            (
+                "gitops/clusters/dev-1/cluster.yaml",
+                Some(&cluster("dev-1", "dev")),
+            ),
+        ],
+    );
+    assert!(r.contains("duplicate ring name `canary`"), "{r}");
+    assert!(
+        r.contains("unknown gate `nodes-redy`") && r.contains("did you mean `nodes-ready`?"),
+        "{r}"
+    );
+    assert!(r.contains("cluster `dev-1` is in no ring"), "{r}");
+}
+
+#[test]
+fn a_cluster_in_two_rings() {
+    let rings = RINGS.replace(
+        "selector: { environment: prod }",
+        "selector: { provider: aws }",
+    );
+    let r = case("two_rings", &[("rings.yaml", Some(&rings))]);
+    assert!(
+        r.contains("cluster `stg-1` is in 2 rings: `canary`, `prod`"),
+        "{r}"
+    );
+}
+
+#[test]
+fn schedule_errors() {
+    let rings = RINGS.replace(
+        r#"window: { cron: "0 9 * * MON-FRI", duration: 4h, timezone: Europe/Berlin }"#,
+        r#"window: { cron: "0 9 * * 8", duration: 4x, timezone: Europe/Berlim }"#,
+    );
+    let r = case("schedule_errors", &[("rings.yaml", Some(&rings))]);
+    assert!(r.contains("invalid cron `0 9 * * 8`"), "{r}");
+    assert!(r.contains("invalid window duration"), "{r}");
+    assert!(
+        r.contains("unknown IANA timezone `Europe/Berlim`")
+            && r.contains("did you mean `Europe/Berlin`?"),
+        "{r}"
+    );
+}
+
+#[test]
+fn version_errors() {
+    let release = "apiVersion: ringmaster/v1\nkind: Release\nname: addons\naddons: { coredns: latest }\nrequires: { kubernetes: \">=1.31 <<\" }\n";
+    let r = case(
+        "version_errors",
+        &[
+            ("releases/addons.yaml", Some(release)),
+            (
+                "gitops/clusters/prod-1/cluster.yaml",
+                Some(&cluster("prod-1", "prod").replace("\"1.32\"", "one-thirty-two")),
+            ),
+        ],
+    );
+    assert!(r.contains("invalid kubernetesVersion"), "{r}");
+    assert!(r.contains("invalid addon `coredns` version"), "{r}");
+    assert!(r.contains("invalid requires.kubernetes"), "{r}");
+}
+
+#[test]
+fn cluster_ids_that_could_escape_a_path() {
+    let bad = cluster("x", "prod").replace("clusterId: x", "clusterId: \"../../etc/passwd\"");
+    let r = case(
+        "cluster_id",
+        &[("gitops/clusters/prod-1/cluster.yaml", Some(&bad))],
+    );
+    assert!(
+        r.contains("cluster id `../../etc/passwd` contains '.'"),
+        "{r}"
+    );
+}
+
+#[test]
+fn registry_problems() {
+    let paused = format!("{}upgrade: {{ paused: true }}\n", cluster("prod-2", "prod"));
+    let r = case(
+        "registry_problems",
+        &[
+            (
+                "gitops/clusters/prod-1/cluster.yaml",
+                Some(&cluster("stg-1", "prod").replace("aws", "amazon")),
+            ),
+            ("gitops/clusters/prod-2/cluster.yaml", Some(&paused)),
+        ],
+    );
+    assert!(r.contains("unknown provider `amazon`"), "{r}");
+    assert!(r.contains("a paused cluster must say why"), "{r}");
+}
+
+#[test]
+fn duplicate_cluster_ids() {
+    let r = case(
+        "duplicate_cluster",
+        &[(
+            "gitops/clusters/prod-2/cluster.yaml",
+            Some(&cluster("prod-1", "prod")),
+        )],
+    );
+    assert!(
+        r.contains("cluster id `prod-1` is also used by clusters/prod-1/cluster.yaml"),
+        "{r}"
+    );
+}
+
+#[test]
+fn release_problems() {
+    let multi = "apiVersion: ringmaster/v1\nkind: Release\nname: empty\n---\napiVersion: ringmaster/v1\nkind: Release\nname: k8s-1.33\nkubernetes: \"1.33\"\n";
+    let r = case("release_problems", &[("releases/more.yaml", Some(multi))]);
+    assert!(r.contains("release `empty` promotes nothing"), "{r}");
+    assert!(r.contains("duplicate release name `k8s-1.33`"), "{r}");
+}
+
+#[test]
+fn headers_are_checked() {
+    let rings = RINGS
+        .replace("kind: RingSet", "kind: Rings")
+        .replace("ringmaster/v1", "ringmaster/v2");
+    let r = case("headers", &[("rings.yaml", Some(&rings))]);
+    assert!(r.contains("unsupported apiVersion `ringmaster/v2`"), "{r}");
+    assert!(r.contains("expected kind `RingSet`, found `Rings`"), "{r}");
+}
+
+#[test]
+fn empty_rings_and_coverage_gaps_are_warnings() {
+    let rings = format!(
+        "{}coverage: [provider, labels.cell]\n",
+        RINGS.replace("  - name: prod\n", "  - name: empty\n    selector: { environment: nowhere }\n    gates: []\n  - name: prod\n")
+    );
+    let azure = cluster("prod-2", "prod")
+        .replace("aws", "azure")
+        .replace("eks", "aks");
+    let f = Fixture::new(&[
+        ("rings.yaml", Some(&rings)),
+        ("gitops/clusters/prod-2/cluster.yaml", Some(&azure)),
+    ]);
+    let loaded = rings::load(&f.config()).unwrap();
+    let r = f.report();
+    insta::assert_snapshot!("warnings", r);
+    assert_eq!(loaded.warnings.errors().count(), 0);
+    assert!(r.contains("ring `empty` has no clusters"), "{r}");
+    assert!(r.contains("coverage: ring `prod` has provider=azure, labels.cell=(unset) (prod-2); no earlier ring has a cluster with provider=azure"), "{r}");
+
+    // In error mode the same gap refuses the configuration.
+    let strict = format!("{rings}coverageMode: error\n");
+    let f = Fixture::new(&[
+        ("rings.yaml", Some(&strict)),
+        ("gitops/clusters/prod-2/cluster.yaml", Some(&azure)),
+    ]);
+    let diags = rings::load(&f.config()).unwrap_err();
+    assert_eq!(diags.errors().count(), 1);
+}
+
+#[test]
+fn unquoted_versions_are_read_as_written() {
+    let f = Fixture::new(&[(
+        "gitops/clusters/prod-1/cluster.yaml",
+        Some(
+            &cluster("prod-1", "prod")
+                .replace("\"1.32\"", "1.30")
+                .replace("\"1.11.3\"", "1.10"),
+        ),
+    )]);
+    let loaded = rings::load(&f.config()).unwrap();
+    let c = loaded
+        .config
+        .fleet
+        .clusters
+        .iter()
+        .find(|c| c.id.as_str() == "prod-1")
+        .unwrap();
+    assert_eq!(c.kubernetes.as_str(), "1.30");
+    assert_eq!(c.kubernetes.major_minor(), (1, 30));
+    assert_eq!(c.addons["coredns"].as_str(), "1.10");
+}
+
+#[test]
+fn the_registry_is_what_is_committed_on_the_branch() {
+    let f = Fixture::new(&[]);
+    // An uncommitted file in the working copy is not part of the registry.
+    let extra = f.dir.path().join("gitops/clusters/prod-9/cluster.yaml");
+    std::fs::create_dir_all(extra.parent().unwrap()).unwrap();
+    std::fs::write(&extra, cluster("prod-9", "prod")).unwrap();
+    // Nor is an edit that was not committed.
+    std::fs::write(
+        f.dir.path().join("gitops/clusters/prod-1/cluster.yaml"),
+        "garbage: [",
+    )
+    .unwrap();
+    let loaded = rings::load(&f.config()).unwrap();
+    let ids: Vec<&str> = loaded
+        .config
+        .fleet
+        .clusters
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["prod-1", "prod-2", "stg-1"]);
+}
+
+#[test]
+fn repository_problems() {
+    let settings = SETTINGS.replace("branch: main", "branch: trunk");
+    let r = case("missing_branch", &[("ringmaster.yaml", Some(&settings))]);
+    assert!(
+        r.contains("branch `trunk` does not exist in ./gitops (branches: main)"),
+        "{r}"
+    );
+    let settings = SETTINGS.replace("./gitops", "./nowhere");
+    let r = case("not_a_repo", &[("ringmaster.yaml", Some(&settings))]);
+    assert!(r.contains("is not a git repository"), "{r}");
+}
+
+#[test]
+fn a_token_is_never_sent_over_plain_http() {
+    let settings = format!(
+        "{SETTINGS}forge:\n  github: {{ owner: acme, repo: gitops, apiUrl: \"http://github.example.com/api/v3\", tokenEnv: GITHUB_TOKEN }}\n"
+    );
+    let r = case("plain_http_api", &[("ringmaster.yaml", Some(&settings))]);
+    assert!(r.contains("is not https"), "{r}");
+    let loopback = settings.replace("github.example.com", "127.0.0.1:8080");
+    assert!(rings::load(&Fixture::new(&[("ringmaster.yaml", Some(&loopback))]).config()).is_ok());
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let rings = RINGS
+        .replace("    soak: 1h", "    soak: forever")
+        .replace("minRatio: 1.0", "minRatio: 2");
+    let release = RELEASE.replace("\"1.33\"", "\"1.x\"");
+    let r = case(
+        "many_at_once",
+        &[
+            ("rings.yaml", Some(&rings)),
+            ("releases/k8s.yaml", Some(&release)),
+            (
+                "gitops/clusters/prod-1/cluster.yaml",
+                Some("clusterId: prod-1\nprovider: aws\n"),
+            ),
+        ],
+    );
+    assert!(r.lines().count() >= 4, "{r}");
+    assert!(r.contains("invalid soak"), "{r}");
+    assert!(r.contains("minRatio 2 must be between 0 and 1"), "{r}");
+    assert!(r.contains("missing field `kubernetesVersion`"), "{r}");
+}
