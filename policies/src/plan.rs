@@ -126,10 +126,15 @@ pub fn plan(config: &Config, at: DateTime<Utc>, only: Option<&str>) -> Plan {
                 .enumerate()
                 .map(|(ri, ring)| {
                     let tz = ring_tz(ring);
+                    let mut ring_blocker = None;
                     let clusters: Vec<ClusterPlan> = config
                         .ring_clusters(ri)
                         .map(|c| {
                             let s = cluster_steps(release, c);
+                            if let Some(b) = s.blocked.as_ref().filter(|b| b.blocks_ring) {
+                                ring_blocker
+                                    .get_or_insert_with(|| format!("{}: {}", c.id, b.reason));
+                            }
                             ClusterPlan {
                                 cluster_id: c.id.to_string(),
                                 steps: s.steps,
@@ -137,12 +142,6 @@ pub fn plan(config: &Config, at: DateTime<Utc>, only: Option<&str>) -> Plan {
                             }
                         })
                         .collect();
-                    let ring_blocker = config.ring_clusters(ri).find_map(|c| {
-                        cluster_steps(release, c)
-                            .blocked
-                            .filter(|b| b.blocks_ring)
-                            .map(|b| format!("{}: {}", c.id, b.reason))
-                    });
                     let steps = clusters
                         .iter()
                         .filter(|c| c.blocked.is_none())

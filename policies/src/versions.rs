@@ -201,19 +201,20 @@ pub fn cluster_steps(release: &Release, cluster: &Cluster) -> ClusterSteps {
             }),
         };
     }
-    if let Some(range) = &release.requires_kubernetes {
-        if !steps.is_empty() && !range.matches(&cluster.kubernetes) {
-            return ClusterSteps {
-                steps,
-                blocked: Some(Block {
-                    reason: format!(
-                        "requires kubernetes {range}; the cluster runs {} (upgrade it first)",
-                        cluster.kubernetes
-                    ),
-                    blocks_ring: true,
-                }),
-            };
-        }
+    if let Some(range) = &release.requires_kubernetes
+        && !steps.is_empty()
+        && !range.matches(&cluster.kubernetes)
+    {
+        return ClusterSteps {
+            steps,
+            blocked: Some(Block {
+                reason: format!(
+                    "requires kubernetes {range}; the cluster runs {} (upgrade it first)",
+                    cluster.kubernetes
+                ),
+                blocks_ring: true,
+            }),
+        };
     }
     ClusterSteps {
         steps,

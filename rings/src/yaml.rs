@@ -4,34 +4,112 @@ use serde::de::DeserializeOwned;
 
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 
+/// How many unknown fields one file may report before recovery gives up.
+const MAX_RECOVERIES: usize = 50;
+
 /// Parse one document. On failure the error is recorded and `None` returned.
+///
+/// serde stops at the first error, but `validate` must report every problem: an unknown field
+/// in block style is blanked out (its line and its more-indented children, keeping line
+/// numbers) and parsing is retried, so later unknown fields and the semantic checks of the
+/// rest of the file are still reported. The value returned after a recovery is used for
+/// diagnostics only: the file already has an error, so loading fails.
 pub(crate) fn parse_one<T: DeserializeOwned>(
     file: &str,
     text: &str,
     diags: &mut Diagnostics,
 ) -> Option<T> {
-    match serde_saphyr::from_str::<T>(text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            record(file, &e, diags);
-            None
-        }
-    }
+    parse_recovering(file, text, diags, |t| serde_saphyr::from_str::<T>(t))
 }
 
-/// Parse every document of a multi-document file.
+/// Parse every document of a multi-document file, recovering like [`parse_one`].
 pub(crate) fn parse_many<T: DeserializeOwned>(
     file: &str,
     text: &str,
     diags: &mut Diagnostics,
 ) -> Vec<T> {
-    match serde_saphyr::from_multiple::<T>(text) {
-        Ok(v) => v,
-        Err(e) => {
-            record(file, &e, diags);
-            Vec::new()
+    parse_recovering(file, text, diags, |t| serde_saphyr::from_multiple::<T>(t)).unwrap_or_default()
+}
+
+fn parse_recovering<T>(
+    file: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+    parse: impl Fn(&str) -> Result<T, serde_saphyr::Error>,
+) -> Option<T> {
+    let mut current = std::borrow::Cow::Borrowed(text);
+    // Fields suggested for misspelled keys: once such a key is blanked, serde reports the
+    // suggested field as missing, which only repeats the first message.
+    let mut suggested: Vec<String> = Vec::new();
+    for _ in 0..=MAX_RECOVERIES {
+        match parse(&current) {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                let message = clean_message(&e.without_snippet().to_string());
+                let echo = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .is_some_and(|field| suggested.iter().any(|s| s == field));
+                if echo {
+                    return None;
+                }
+                if let Some(hint) = hint_for(&message) {
+                    suggested.push(
+                        hint.trim_start_matches("did you mean `")
+                            .trim_end_matches("`?")
+                            .to_owned(),
+                    );
+                }
+                record(file, &e, diags);
+                let recoverable = message.starts_with("unknown field `");
+                match e
+                    .location()
+                    .filter(|_| recoverable)
+                    .and_then(|l| blank_entry(&current, &l))
+                {
+                    Some(next) => current = std::borrow::Cow::Owned(next),
+                    None => return None,
+                }
+            }
         }
     }
+    None
+}
+
+/// Blank the block-mapping entry whose key starts at `loc` (and its children), keeping every
+/// line so that later positions stay right. `None` when the key is not in block style.
+fn blank_entry(text: &str, loc: &serde_saphyr::Location) -> Option<String> {
+    let line = usize::try_from(loc.line()).ok()?.checked_sub(1)?;
+    let col = usize::try_from(loc.column()).ok()?.checked_sub(1)?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let key_line = lines.get(line)?;
+    // The key must be the first thing on its line (block style), possibly after `- `.
+    let before = key_line.get(..col)?;
+    let item = before.trim() == "-";
+    if !(before.trim().is_empty() || item) {
+        return None;
+    }
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    // `- bad: x` keeps its sequence item alive as an empty mapping followed by its other keys.
+    out[line] = if item {
+        format!("{before}{{}}")
+    } else {
+        String::new()
+    };
+    for l in out.iter_mut().skip(line + 1) {
+        let trimmed = l.trim_start_matches(' ');
+        let indent = l.len() - trimmed.len();
+        if item && indent == col {
+            // A sibling key of the item: `{}` above would now clash with it; stop blanking.
+            break;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') || indent > col {
+            l.clear();
+        } else {
+            break;
+        }
+    }
+    Some(out.join("\n"))
 }
 
 fn record(file: &str, e: &serde_saphyr::Error, diags: &mut Diagnostics) {
@@ -86,6 +164,7 @@ fn hint_for(message: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -100,6 +179,42 @@ mod tests {
             clean_message("unknown field `sok`, expected one of a, b at line 7, column 5"),
             "unknown field `sok`, expected one of a, b"
         );
+    }
+
+    #[test]
+    fn an_unknown_field_is_blanked_with_its_children() {
+        let text = "a: 1\nbad:\n  x: 1\n  y: 2\nc: 3\n";
+        let loc = serde_saphyr::from_str::<Strict>(text)
+            .unwrap_err()
+            .location()
+            .unwrap();
+        assert_eq!(blank_entry(text, &loc).unwrap(), "a: 1\n\n\n\nc: 3\n");
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported() {
+        let mut d = Diagnostics::new();
+        let v = parse_one::<Strict>("f.yaml", "a: 1\nbd: 2\nc: 3\ncc: 4\n", &mut d);
+        assert!(v.is_some());
+        let lines: Vec<String> = d.sorted().iter().map(|d| d.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("f.yaml:2:1: error: unknown field `bd`"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("f.yaml:4:1: error: unknown field `cc`"),
+            "{lines:?}"
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Strict {
+        a: u32,
+        #[serde(default)]
+        c: u32,
     }
 
     #[test]

@@ -1,0 +1,202 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `ringmaster` binary as a user runs it: exit codes, output shapes, messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const AT: &str = "2026-11-24T17:00:00Z";
+
+fn ringmaster(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+/// The example fleet, materialised; returns (tempdir, fleet dir, registry commit).
+fn example() -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
+    let dir = cfg.parent().unwrap().to_path_buf();
+    let repo = git2::Repository::open(dir.join("gitops")).unwrap();
+    let head = repo.refname_to_id("refs/heads/main").unwrap().to_string();
+    (tmp, dir, head)
+}
+
+#[test]
+fn validate_prints_a_one_line_summary() {
+    let (_tmp, dir, head) = example();
+    let out = ringmaster(&dir, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "ok: 15 clusters, 4 rings, 3 releases (registry ./gitops@main at {})\n",
+            &head[..12]
+        )
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn validate_lists_every_error_and_exits_1() {
+    let (_tmp, dir, _) = example();
+    let rings = std::fs::read_to_string(dir.join("rings.yaml")).unwrap();
+    let broken = rings.replacen("soak: 30m", "sok: 30m", 1).replacen(
+        "timezone: America/New_York",
+        "timezone: America/NewYork",
+        1,
+    );
+    std::fs::write(dir.join("rings.yaml"), broken).unwrap();
+    std::fs::write(
+        dir.join("releases/04-bad.yaml"),
+        "apiVersion: ringmaster/v1\nkind: Release\nname: bad\nkubernetes: \"one.two\"\n",
+    )
+    .unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    insta::assert_snapshot!("validate_errors", text(&out.stderr));
+
+    let json = ringmaster(&dir, &["validate", "--output", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 3);
+    let first = &diags[0];
+    assert_eq!(first["file"], "releases/04-bad.yaml");
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(4), Some(13))
+    );
+}
+
+#[test]
+fn plan_json_has_exactly_the_documented_shape() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(&dir, &["plan", "--output", "json", "--at", AT]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&v), ["generatedAt", "releases"]);
+    assert_eq!(v["generatedAt"], AT);
+    let releases = v["releases"].as_array().unwrap();
+    let names: Vec<&str> = releases
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"],
+        "file order"
+    );
+    for r in releases {
+        assert_eq!(keys(r), ["name", "rings"]);
+        for (i, ring) in r["rings"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                keys(ring),
+                ["clusters", "forecast", "name", "nextWindow", "position"]
+            );
+            assert_eq!(ring["position"].as_u64(), Some(i as u64 + 1));
+            assert_eq!(keys(&ring["forecast"]), ["passedBy", "prOpen"]);
+            assert_eq!(keys(&ring["nextWindow"]), ["end", "start"]);
+            let ids: Vec<&str> = ring["clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["clusterId"].as_str().unwrap())
+                .collect();
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            assert_eq!(ids, sorted, "clusters sorted by id");
+            for c in ring["clusters"].as_array().unwrap() {
+                assert_eq!(keys(c), ["blocked", "clusterId", "steps"]);
+                for step in c["steps"].as_array().unwrap() {
+                    for change in step.as_array().unwrap() {
+                        assert_eq!(keys(change), ["component", "from", "to"]);
+                    }
+                }
+            }
+        }
+    }
+    let paused = &releases[0]["rings"][3]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["clusterId"] == "azr-neu-prod-02")
+        .unwrap()["blocked"];
+    assert_eq!(paused, "paused: PCI audit freeze until 2026-12-15");
+}
+
+#[test]
+fn plan_table_for_people() {
+    let (_tmp, dir, head) = example();
+    let out = ringmaster(&dir, &["plan", "--release", "k8s-1.33", "--at", AT]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!(
+        "plan_table",
+        text(&out.stdout).replace(&head[..12], "<commit>")
+    );
+}
+
+#[test]
+fn plan_of_an_unknown_release_fails() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(&dir, &["plan", "--release", "k8s-9.99"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(
+        "no release named `k8s-9.99` (releases: k8s-1.33, addons-2026-11, restricted-prod-2.4.0)"
+    ));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (_tmp, dir, _) = example();
+    for args in [
+        &["plan", "--at", "yesterday"][..],
+        &["frobnicate"][..],
+        &["plan", "--output", "xml"][..],
+    ] {
+        let out = ringmaster(&dir, args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn config_selects_the_settings_file() {
+    let (tmp, dir, _) = example();
+    let out = ringmaster(
+        tmp.path(),
+        &[
+            "validate",
+            "--config",
+            dir.join("ringmaster.yaml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Without --config, ./ringmaster.yaml is used; here there is none.
+    let out = ringmaster(tmp.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("ringmaster.yaml: error: cannot read ringmaster.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,245 @@
+//! Loading: files → raw structs → validated model, every problem collected with its position.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use crate::diag::{Diagnostics, Pos, Severity, did_you_mean};
+use crate::duration::parse_duration;
+use crate::glob::Glob;
+use crate::ids::{ClusterId, Component, GateName, ReleaseName, RingName};
+use crate::model::*;
+use crate::raw::*;
+use crate::schedule::CronSchedule;
+use crate::version::{Version, VersionRange};
+use crate::yaml::{parse_many, parse_one};
+
+mod registry;
+mod releases;
+mod ringset;
+mod settings;
+
+pub use registry::{
+    RegistryFile, RegistryFiles, read_registry, read_registry_from, redact_url, registry_label,
+};
+use registry::{coverage, fleet, membership};
+use releases::releases;
+use ringset::ring_set;
+use settings::settings;
+
+/// The API version every ringmaster file carries.
+pub const API_VERSION: &str = "ringmaster/v1";
+/// Default base branch.
+pub const DEFAULT_BRANCH: &str = "main";
+/// Default registry glob.
+pub const DEFAULT_REGISTRY_GLOB: &str = "clusters/**/cluster.yaml";
+/// Default time allowed for convergence after a merge.
+pub const DEFAULT_CONVERGE_TIMEOUT_SECS: i64 = 30 * 60;
+/// Default soak.
+pub const DEFAULT_SOAK_SECS: i64 = 60 * 60;
+/// Default reconcile interval.
+pub const DEFAULT_RECONCILE_INTERVAL_SECS: i64 = 30;
+/// Default API listen address (loopback only).
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9464";
+
+/// A loaded, validated configuration and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model.
+    pub config: Config,
+    /// Findings that did not prevent loading (empty rings, coverage gaps in `warn` mode).
+    pub warnings: Diagnostics,
+}
+
+/// Load `ringmaster.yaml` at `config_path` and everything it points to. The fleet registry is
+/// read from the GitOps repository's base branch through git2 (what is committed, not a
+/// working copy). Returns every problem found when any is an error.
+pub fn load(config_path: &Path) -> Result<Loaded, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let settings_file = config_path.display().to_string();
+    let text = match read_text(config_path) {
+        Ok(t) => t,
+        Err(msg) => {
+            diags.error(&settings_file, Pos::FILE, msg);
+            return Err(diags);
+        }
+    };
+    let Some(raw) = parse_one::<RawSettings>(&settings_file, &text, &mut diags) else {
+        return Err(diags);
+    };
+    let base_dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let Some(settings) = settings(&settings_file, config_path, &base_dir, raw, &mut diags) else {
+        return Err(diags);
+    };
+
+    let rings_file = settings.rings_path.display().to_string();
+    let ring_set = match read_text(&settings.rings_path) {
+        Ok(text) => parse_one::<RawRingSet>(&rings_file, &text, &mut diags)
+            .map(|raw| ring_set(&rings_file, raw, &mut diags)),
+        Err(msg) => {
+            diags.error(&rings_file, Pos::FILE, msg);
+            None
+        }
+    };
+
+    let releases = releases(&settings, &mut diags);
+
+    let fleet = match read_registry(&settings.gitops) {
+        Ok(files) => fleet(&settings.gitops, files, &mut diags),
+        Err(msg) => {
+            diags.error(&settings_file, Pos::FILE, msg);
+            None
+        }
+    };
+
+    let (Some(ring_set), Some(fleet)) = (ring_set, fleet) else {
+        return Err(diags);
+    };
+    let membership = membership(&settings.gitops, &rings_file, &ring_set, &fleet, &mut diags);
+    coverage(&rings_file, &ring_set, &fleet, &membership, &mut diags);
+
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Loaded {
+        config: Config {
+            settings,
+            ring_set,
+            releases,
+            fleet,
+            membership,
+        },
+        warnings: diags,
+    })
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+}
+
+fn pos<T>(s: &S<T>) -> Pos {
+    Pos::from_location(&s.referenced)
+}
+
+fn check_header(
+    file: &str,
+    api_version: &S<String>,
+    kind: &S<String>,
+    want_kind: &str,
+    diags: &mut Diagnostics,
+) {
+    if api_version.value != API_VERSION {
+        diags.error_hint(
+            file,
+            pos(api_version),
+            format!("unsupported apiVersion `{}`", api_version.value),
+            format!("write `apiVersion: {API_VERSION}`"),
+        );
+    }
+    if kind.value != want_kind {
+        diags.error_hint(
+            file,
+            pos(kind),
+            format!("expected kind `{want_kind}`, found `{}`", kind.value),
+            format!("this file must hold `kind: {want_kind}`"),
+        );
+    }
+}
+
+fn duration_or(
+    file: &str,
+    value: Option<&S<String>>,
+    default_secs: i64,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> TimeDelta {
+    match value {
+        None => TimeDelta::seconds(default_secs),
+        Some(v) => match parse_duration(&v.value) {
+            Ok(d) => d,
+            Err(msg) => {
+                diags.error(file, pos(v), format!("invalid {what}: {msg}"));
+                TimeDelta::seconds(default_secs)
+            }
+        },
+    }
+}
+
+fn secret_source(base: &Path, env: Option<&String>, file: Option<&String>) -> Option<SecretSource> {
+    env.map(|e| SecretSource::Env(e.clone()))
+        .or_else(|| file.map(|f| SecretSource::File(base.join(f))))
+}
+
+fn expand_home(base: &Path, p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => {
+            std::env::var_os("HOME").map_or_else(|| base.join(p), |h| PathBuf::from(h).join(rest))
+        }
+        None => base.join(p),
+    }
+}
+
+fn version(file: &str, v: &S<String>, what: &str, diags: &mut Diagnostics) -> Option<Version> {
+    match Version::parse(&v.value) {
+        Ok(ver) => Some(ver),
+        Err(msg) => {
+            diags.error(file, pos(v), format!("invalid {what}: {msg}"));
+            None
+        }
+    }
+}
+
+fn versions(
+    file: &str,
+    map: &BTreeMap<String, S<String>>,
+    kind: &str,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Version> {
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        if let Err(msg) = Component::check_item_name(kind, name) {
+            diags.error(file, pos(v), msg);
+            continue;
+        }
+        if let Some(ver) = version(file, v, &format!("{kind} `{name}` version"), diags) {
+            out.insert(name.clone(), ver);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settings::{is_loopback_http, is_scp_like};
+    use super::*;
+
+    #[test]
+    fn recognises_url_forms() {
+        assert!(is_scp_like("git@github.com:acme/gitops.git"));
+        assert!(!is_scp_like("./gitops"));
+        assert!(!is_scp_like("C:/x"));
+        assert!(is_loopback_http("http://127.0.0.1:8080/api"));
+        assert!(is_loopback_http("http://localhost/"));
+        assert!(is_loopback_http("http://[::1]:9/"));
+        assert!(!is_loopback_http("http://github.example.com/api"));
+        assert!(!is_loopback_http("http://127.0.0.1.evil.com/"));
+    }
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        assert_eq!(
+            redact_url("https://x-access-token:ghp_secret@github.com/acme/r.git"),
+            "https://***@github.com/acme/r.git"
+        );
+        assert_eq!(
+            redact_url("https://github.com/acme/r.git"),
+            "https://github.com/acme/r.git"
+        );
+    }
+}

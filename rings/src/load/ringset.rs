@@ -1,0 +1,505 @@
+//! `rings.yaml` → [`RingSet`]: rings, selectors, windows, gates, freezes, coverage fields.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+pub(super) fn selector_key(
+    file: &str,
+    key: &str,
+    p: Pos,
+    diags: &mut Diagnostics,
+) -> Option<FieldKey> {
+    match FieldKey::parse(key) {
+        Ok(k) => Some(k),
+        Err(msg) => {
+            let hint = match did_you_mean(key, FieldKey::NAMES) {
+                Some(c) => format!("did you mean `{c}`? labels are written `labels.{key}`"),
+                None => format!(
+                    "fields are {}; labels are written `labels.{key}`",
+                    FieldKey::NAMES.join(", ")
+                ),
+            };
+            diags.error_hint(file, p, msg, hint);
+            None
+        }
+    }
+}
+
+pub(super) fn selector(
+    file: &str,
+    raw: &BTreeMap<String, S<RawSelectorValue>>,
+    diags: &mut Diagnostics,
+) -> Selector {
+    let mut terms = Vec::new();
+    for (key, value) in raw {
+        let p = pos(value);
+        let Some(k) = selector_key(file, key, p, diags) else {
+            continue;
+        };
+        let values = match &value.value {
+            RawSelectorValue::One(v) => vec![v.clone()],
+            RawSelectorValue::Many(vs) => vs.clone(),
+        };
+        if values.is_empty() {
+            diags.error(file, p, format!("selector `{key}` lists no values"));
+        }
+        terms.push((k, values));
+    }
+    Selector { terms }
+}
+
+pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> RingSet {
+    check_header(file, &raw.api_version, &raw.kind, "RingSet", diags);
+
+    let mut gates = BTreeMap::new();
+    for (name, g) in &raw.gates {
+        let p = pos(g);
+        match GateName::new(name) {
+            Ok(gn) => {
+                if let Some(gate) = gate(file, p, gn.clone(), &g.value, diags) {
+                    gates.insert(gn, gate);
+                }
+            }
+            Err(msg) => diags.error(file, p, msg),
+        }
+    }
+
+    let mut rings = Vec::new();
+    let mut seen: HashMap<String, Pos> = HashMap::new();
+    if raw.rings.is_empty() {
+        diags.error(file, Pos::FILE, "no rings are defined");
+    }
+    for (i, r) in raw.rings.iter().enumerate() {
+        let p = pos(&r.name);
+        let name = match RingName::new(&r.name.value) {
+            Ok(n) => n,
+            Err(msg) => {
+                diags.error(file, p, msg);
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(name.as_str()) {
+            diags.error(
+                file,
+                p,
+                format!(
+                    "duplicate ring name `{name}` (first defined at line {})",
+                    first.line
+                ),
+            );
+        } else {
+            seen.insert(name.as_str().to_owned(), p);
+        }
+        let merge = match r.merge.as_ref().map(|m| (m.value.as_str(), pos(m))) {
+            None | Some(("manual", _)) => MergeMode::Manual,
+            Some(("auto", _)) => MergeMode::Auto,
+            Some((other, mp)) => {
+                diags.error(
+                    file,
+                    mp,
+                    format!("merge `{other}` must be `auto` or `manual`"),
+                );
+                MergeMode::Manual
+            }
+        };
+        let mut reviewers = Vec::new();
+        for rv in &r.reviewers {
+            let v = rv.value.trim();
+            let ok = !v.is_empty()
+                && v.split('/').count() <= 2
+                && v.split('/').all(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+            if ok {
+                reviewers.push(v.to_owned());
+            } else {
+                diags.error(
+                    file,
+                    pos(rv),
+                    format!("reviewer `{v}` must be a user (`alice`) or a team (`org/team`)"),
+                );
+            }
+        }
+        let window = r.window.as_ref().and_then(|w| window(file, w, diags));
+        let converge_timeout = duration_or(
+            file,
+            r.converge_timeout.as_ref(),
+            DEFAULT_CONVERGE_TIMEOUT_SECS,
+            "convergeTimeout",
+            diags,
+        );
+        let soak = duration_or(file, r.soak.as_ref(), DEFAULT_SOAK_SECS, "soak", diags);
+        let gate_refs = |list: &[S<String>], diags: &mut Diagnostics| -> Vec<GateName> {
+            let mut out = Vec::new();
+            for g in list {
+                match raw.gates.contains_key(&g.value) {
+                    true => {
+                        if let Ok(n) = GateName::new(&g.value) {
+                            out.push(n);
+                        }
+                    }
+                    false => {
+                        let msg = format!("ring `{name}` uses unknown gate `{}`", g.value);
+                        match did_you_mean(&g.value, raw.gates.keys().map(String::as_str)) {
+                            Some(c) => {
+                                diags.error_hint(file, pos(g), msg, format!("did you mean `{c}`?"))
+                            }
+                            None => diags.error_hint(
+                                file,
+                                pos(g),
+                                msg,
+                                "define it under `gates:` in this file".to_owned(),
+                            ),
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let gates_used = gate_refs(&r.gates, diags);
+        let preflight = gate_refs(&r.preflight, diags);
+        rings.push(Ring {
+            name,
+            position: i + 1,
+            selector: selector(file, &r.selector, diags),
+            merge,
+            reviewers,
+            window,
+            converge_timeout,
+            soak,
+            gates: gates_used,
+            preflight,
+            pos: p,
+        });
+    }
+
+    let mut freezes = Vec::new();
+    for f in &raw.freezes {
+        let from = instant(file, &f.from, diags);
+        let to = instant(file, &f.to, diags);
+        if let (Some(from), Some(to)) = (from, to) {
+            if to <= from {
+                diags.error(
+                    file,
+                    pos(&f.to),
+                    format!(
+                        "freeze ends ({}) before it starts ({})",
+                        f.to.value, f.from.value
+                    ),
+                );
+            } else {
+                freezes.push(Freeze {
+                    from,
+                    to,
+                    reason: f.reason.clone(),
+                });
+            }
+        }
+    }
+
+    let mut coverage = Vec::new();
+    for c in &raw.coverage {
+        if let Some(k) = selector_key(file, &c.value, pos(c), diags) {
+            coverage.push(k);
+        }
+    }
+    let coverage_mode = match raw
+        .coverage_mode
+        .as_ref()
+        .map(|m| (m.value.as_str(), pos(m)))
+    {
+        None | Some(("warn", _)) => CoverageMode::Warn,
+        Some(("error", _)) => CoverageMode::Error,
+        Some((other, p)) => {
+            diags.error(
+                file,
+                p,
+                format!("coverageMode `{other}` must be `warn` or `error`"),
+            );
+            CoverageMode::Warn
+        }
+    };
+
+    for e in &raw.edits {
+        let p = pos(e);
+        let e = &e.value;
+        let kinds = usize::from(e.kubernetes.is_some())
+            + usize::from(e.addon.is_some())
+            + usize::from(e.policy.is_some());
+        if kinds != 1 {
+            diags.error(
+                file,
+                p,
+                "an edit rule names exactly one of `kubernetes`, `addon` or `policy`",
+            );
+            continue;
+        }
+        let (file_tpl, yaml_path, regex) = match &e.kubernetes {
+            Some(t) => (Some(&t.file), t.yaml_path.as_ref(), t.regex.as_ref()),
+            None => (e.file.as_ref(), e.yaml_path.as_ref(), e.regex.as_ref()),
+        };
+        match file_tpl {
+            None => diags.error(file, p, "an edit rule needs `file`"),
+            Some(t) if t.starts_with('/') || t.split('/').any(|s| s == "..") => {
+                diags.error(
+                    file,
+                    p,
+                    format!(
+                        "edit file `{t}` must stay inside the repository (no leading `/`, no `..`)"
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        if usize::from(yaml_path.is_some()) + usize::from(regex.is_some()) != 1 {
+            diags.error(
+                file,
+                p,
+                "an edit rule sets exactly one of `yamlPath` or `regex`",
+            );
+        }
+        if let Some(r) = regex
+            && !r.contains("(?P<version>")
+            && !r.contains("(?<version>")
+        {
+            diags.error(file, p, "an edit regex needs a named group `version`, like `cluster_version\\s*=\\s*\"(?P<version>[^\"]+)\"`");
+        }
+        for k in e.when.keys() {
+            selector_key(file, k, p, diags);
+        }
+    }
+
+    RingSet {
+        rings,
+        gates,
+        freezes,
+        coverage,
+        coverage_mode,
+        edits: raw.edits.into_iter().map(|e| e.value).collect(),
+    }
+}
+
+pub(super) fn instant(file: &str, v: &S<String>, diags: &mut Diagnostics) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(v.value.trim()) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            diags.error(
+                file,
+                pos(v),
+                format!(
+                    "`{}` is not an RFC 3339 instant like 2026-12-19T00:00:00Z: {e}",
+                    v.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn window(file: &str, w: &RawWindow, diags: &mut Diagnostics) -> Option<Window> {
+    let schedule = match CronSchedule::parse(&w.cron.value) {
+        Ok(s) => Some(s),
+        Err(msg) => {
+            diags.error(
+                file,
+                pos(&w.cron),
+                format!("invalid cron `{}`: {msg}", w.cron.value),
+            );
+            None
+        }
+    };
+    let duration = match parse_duration(&w.duration.value) {
+        Ok(d) if d > TimeDelta::zero() => Some(d),
+        Ok(_) => {
+            diags.error(
+                file,
+                pos(&w.duration),
+                "a window's duration must be longer than 0s",
+            );
+            None
+        }
+        Err(msg) => {
+            diags.error(
+                file,
+                pos(&w.duration),
+                format!("invalid window duration: {msg}"),
+            );
+            None
+        }
+    };
+    let timezone = match &w.timezone {
+        None => Some(Tz::UTC),
+        Some(tz) => match tz.value.parse::<Tz>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                let msg = format!("unknown IANA timezone `{}`", tz.value);
+                match did_you_mean(&tz.value, names) {
+                    Some(c) => diags.error_hint(file, pos(tz), msg, format!("did you mean `{c}`?")),
+                    None => diags.error_hint(
+                        file,
+                        pos(tz),
+                        msg,
+                        "use a name like Europe/Berlin or America/New_York",
+                    ),
+                }
+                None
+            }
+        },
+    };
+    Some(Window {
+        schedule: schedule?,
+        duration: duration?,
+        timezone: timezone?,
+    })
+}
+
+pub(super) fn gate(
+    file: &str,
+    p: Pos,
+    name: GateName,
+    g: &RawGate,
+    diags: &mut Diagnostics,
+) -> Option<Gate> {
+    let kinds = [
+        g.kube.is_some(),
+        g.prometheus.is_some(),
+        g.http.is_some(),
+        g.command.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if kinds != 1 {
+        diags.error(
+            file,
+            p,
+            format!("gate `{name}` must have exactly one of kube, prometheus, http or command"),
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut bad = |msg: String| {
+        diags.error(file, p, format!("gate `{name}`: {msg}"));
+        ok = false;
+    };
+    let check = if let Some(k) = &g.kube {
+        let n = [
+            k.nodes_ready.is_some(),
+            k.workloads_available.is_some(),
+            k.pods_healthy.is_some(),
+            k.resource.is_some(),
+            k.removed_apis.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if n != 1 {
+            bad("`kube` must have exactly one of nodesReady, workloadsAvailable, podsHealthy, resource or removedApis".to_owned());
+        }
+        if let Some(nr) = &k.nodes_ready
+            && !(0.0..=1.0).contains(&nr.min_ratio)
+        {
+            bad(format!(
+                "nodesReady.minRatio {} must be between 0 and 1",
+                nr.min_ratio
+            ));
+        }
+        if let Some(r) = &k.resource {
+            let n = usize::from(r.equals.is_some())
+                + usize::from(r.one_of.is_some())
+                + usize::from(r.semver_range.is_some());
+            if n != 1 {
+                bad("`resource` needs exactly one of equals, in or semverRange".to_owned());
+            }
+            if !r.json_path.starts_with('.') {
+                bad(format!("jsonPath `{}` must start with `.`", r.json_path));
+            }
+            if let Some(range) = &r.semver_range
+                && let Err(msg) = VersionRange::parse(range)
+            {
+                bad(msg);
+            }
+        }
+        GateCheck::Kube(k.clone())
+    } else if let Some(pq) = &g.prometheus {
+        if !(pq.url.starts_with("http://") || pq.url.starts_with("https://")) {
+            bad(format!(
+                "prometheus.url `{}` must be an http(s) URL",
+                pq.url
+            ));
+        }
+        if pq.query.trim().is_empty() {
+            bad("prometheus.query is empty".to_owned());
+        }
+        match pq.baseline.as_deref() {
+            None => {
+                if pq.min.is_none() && pq.max.is_none() {
+                    bad(
+                        "prometheus needs `min` or `max` (or a baseline with maxIncrease/maxRatio)"
+                            .to_owned(),
+                    );
+                }
+            }
+            Some("preUpgrade") => {
+                if pq.max_increase.is_none() && pq.max_ratio.is_none() {
+                    bad("a preUpgrade baseline needs maxIncrease or maxRatio".to_owned());
+                }
+            }
+            Some(other) => bad(format!("baseline `{other}` must be `preUpgrade`")),
+        }
+        GateCheck::Prometheus(pq.clone())
+    } else if let Some(h) = &g.http {
+        if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+            bad(format!("http.url `{}` must be an http(s) URL", h.url));
+        }
+        if let Some(t) = &h.timeout
+            && let Err(msg) = parse_duration(t)
+        {
+            bad(msg);
+        }
+        GateCheck::Http(h.clone())
+    } else if let Some(c) = &g.command {
+        if c.argv.first().is_none_or(|a| a.is_empty()) {
+            bad("command.argv must name a program".to_owned());
+        }
+        if let Some(t) = &c.timeout
+            && let Err(msg) = parse_duration(t)
+        {
+            bad(msg);
+        }
+        GateCheck::Command(c.clone())
+    } else {
+        return None;
+    };
+    let interval = match &g.interval {
+        None => TimeDelta::seconds(DEFAULT_GATE_INTERVAL_SECS),
+        Some(i) => match parse_duration(i) {
+            Ok(d) if d >= TimeDelta::seconds(1) => d,
+            Ok(_) => {
+                bad("interval must be at least 1s".to_owned());
+                TimeDelta::seconds(DEFAULT_GATE_INTERVAL_SECS)
+            }
+            Err(msg) => {
+                bad(format!("interval: {msg}"));
+                TimeDelta::seconds(DEFAULT_GATE_INTERVAL_SECS)
+            }
+        },
+    };
+    for (what, v) in [
+        ("failureLimit", g.failure_limit),
+        ("inconclusiveLimit", g.inconclusive_limit),
+    ] {
+        if v == Some(0) {
+            bad(format!("{what} must be at least 1"));
+        }
+    }
+    ok.then(|| Gate {
+        name,
+        check,
+        interval,
+        failure_limit: g.failure_limit.unwrap_or(DEFAULT_FAILURE_LIMIT),
+        inconclusive_limit: g.inconclusive_limit.unwrap_or(DEFAULT_INCONCLUSIVE_LIMIT),
+    })
+}
