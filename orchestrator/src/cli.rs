@@ -47,6 +47,12 @@ pub enum Command {
         /// Evaluate at this instant instead of now (RFC 3339).
         #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
         at: Option<DateTime<Utc>>,
+        /// With --diff: the ring whose next step to show.
+        #[arg(long, value_name = "NAME", requires = "diff")]
+        ring: Option<String>,
+        /// Print the unified diff the ring's next step would commit (needs --release and --ring).
+        #[arg(long, requires_all = ["release", "ring"])]
+        diff: bool,
     },
 }
 

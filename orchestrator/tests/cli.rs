@@ -200,3 +200,89 @@ fn config_selects_the_settings_file() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn plan_diff_prints_a_patch_git_can_apply() {
+    let (_tmp, dir, head) = example();
+    let out = ringmaster(
+        &dir,
+        &[
+            "plan",
+            "--release",
+            "k8s-1.33",
+            "--ring",
+            "nonprod",
+            "--diff",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let patch = text(&out.stdout);
+    insta::assert_snapshot!("plan_diff_nonprod", patch);
+    // Nothing was written to the repository: no new branch, same head, no new objects needed.
+    let repo = git2::Repository::open(dir.join("gitops")).unwrap();
+    assert_eq!(
+        repo.refname_to_id("refs/heads/main").unwrap().to_string(),
+        head
+    );
+    assert_eq!(repo.branches(None).unwrap().count(), 1);
+    // `git apply --check` accepts it against the base branch.
+    let check = Command::new("git")
+        .args(["apply", "--check", "-"])
+        .current_dir(dir.join("gitops"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(patch.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "git apply --check: {}",
+        text(&check.stderr)
+    );
+}
+
+#[test]
+fn plan_diff_explains_when_nothing_changes_or_the_ring_is_unknown() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(
+        &dir,
+        &[
+            "plan",
+            "--release",
+            "restricted-prod-2.4.0",
+            "--ring",
+            "sandbox",
+            "--diff",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr)
+            .contains("ring `sandbox` has nothing to change for release `restricted-prod-2.4.0`")
+    );
+    let out = ringmaster(
+        &dir,
+        &[
+            "plan",
+            "--release",
+            "k8s-1.33",
+            "--ring",
+            "canary",
+            "--diff",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("no ring named `canary` (rings: sandbox, nonprod, prod-canary, prod-main)")
+    );
+    // --diff needs both --release and --ring.
+    let out = ringmaster(&dir, &["plan", "--release", "k8s-1.33", "--diff"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -61,6 +61,8 @@ pub struct Settings {
     pub releases_glob: String,
     /// The sled store.
     pub store_path: PathBuf,
+    /// ringmaster's own files: the GitOps mirror lives in `<data_dir>/mirrors/`.
+    pub data_dir: PathBuf,
     /// Kubeconfig path, if set.
     pub kubeconfig: Option<PathBuf>,
     /// HTTP API listen address.
@@ -184,8 +186,135 @@ pub struct RingSet {
     pub coverage: Vec<FieldKey>,
     /// What a coverage gap is.
     pub coverage_mode: CoverageMode,
-    /// Extra edit rules (applied by the GitOps engine).
-    pub edits: Vec<crate::raw::RawEdit>,
+    /// Extra files to edit (applied by the GitOps engine), in file order.
+    pub edits: Vec<EditRule>,
+}
+
+/// An `edits:` rule: when a component of a matching cluster changes, edit this file too.
+#[derive(Debug, Clone)]
+pub struct EditRule {
+    /// Clusters the rule applies to (`None` = all).
+    pub when: Option<Selector>,
+    /// The component whose version is written.
+    pub target: crate::ids::Component,
+    /// The file, as a template over registry fields (`terraform/eks/{clusterId}.tfvars`).
+    pub file: PathTemplate,
+    /// Where the version is in that file.
+    pub locator: EditLocator,
+    /// Where the rule is written in the ring file.
+    pub pos: crate::diag::Pos,
+}
+
+/// How an edit rule finds the version in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditLocator {
+    /// A YAML path (`.spec.chart.spec.version`); the value is replaced preserving the file's format.
+    YamlPath(String),
+    /// A regular expression with a named group `version` that must match exactly once.
+    Regex(String),
+}
+
+/// A file path with `{field}` placeholders (`{clusterId}`, `{region}`, `{labels.cell}`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    raw: String,
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplatePart {
+    Literal(String),
+    Field(FieldKey),
+}
+
+impl PathTemplate {
+    /// Parse and check that the template cannot leave the repository.
+    pub fn parse(text: &str) -> Result<PathTemplate, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Literal(rest[..open].to_owned()));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                return Err(format!("`{text}` has a `{{` without `}}`"));
+            };
+            let name = &rest[open + 1..open + close];
+            let key = FieldKey::parse(name)
+                .map_err(|e| format!("`{text}`: placeholder {{{name}}}: {e}"))?;
+            parts.push(TemplatePart::Field(key));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Literal(rest.to_owned()));
+        }
+        if text.contains('}')
+            && parts
+                .iter()
+                .any(|p| matches!(p, TemplatePart::Literal(l) if l.contains('}')))
+        {
+            return Err(format!("`{text}` has a `}}` without `{{`"));
+        }
+        check_repo_path(text).map_err(|e| format!("`{text}` {e}"))?;
+        Ok(PathTemplate {
+            raw: text.to_owned(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The path for one cluster. Every substituted value must be a plain path component
+    /// (`[A-Za-z0-9._-]`, not `.` or `..`), so no registry value can move the path elsewhere.
+    pub fn render(&self, c: &Cluster) -> Result<String, String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(l) => out.push_str(l),
+                TemplatePart::Field(key) => {
+                    let value = key.value(c).ok_or_else(|| {
+                        format!("cluster `{}` has no `{key}` for path `{}`", c.id, self.raw)
+                    })?;
+                    let ok = !value.is_empty()
+                        && value != "."
+                        && value != ".."
+                        && value
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'));
+                    if !ok {
+                        return Err(format!(
+                            "cluster `{}`: `{key}` value `{value}` cannot be used in path `{}`",
+                            c.id, self.raw
+                        ));
+                    }
+                    out.push_str(&value);
+                }
+            }
+        }
+        check_repo_path(&out).map_err(|e| format!("cluster `{}`: path `{out}` {e}", c.id))?;
+        Ok(out)
+    }
+}
+
+/// A repository-relative path: no leading `/`, no empty, `.` or `..` components, not inside `.git`.
+pub fn check_repo_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.starts_with('/') || path.contains('\\') {
+        return Err("must be a relative path inside the repository".to_owned());
+    }
+    for segment in path.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(
+                "must stay inside the repository (no empty, `.` or `..` components)".to_owned(),
+            );
+        }
+    }
+    if path.split('/').next() == Some(".git") {
+        return Err("must not point into `.git`".to_owned());
+    }
+    Ok(())
 }
 
 /// Whether coverage gaps are warnings or errors.

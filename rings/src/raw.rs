@@ -30,6 +30,9 @@ pub struct RawSettings {
     /// Glob of release files, relative to this file. Default `releases/*.yaml`.
     #[serde(default)]
     pub releases: Option<S<String>>,
+    /// ringmaster's own files (the GitOps mirror), relative to this file. Default `.ringmaster`.
+    #[serde(default)]
+    pub data_dir: Option<S<String>>,
     /// Path of the sled store, relative to this file. Default `ringmaster.db`.
     #[serde(default)]
     pub store: Option<S<String>>,
@@ -298,7 +301,7 @@ pub struct RawGate {
 pub struct RawEdit {
     /// Only for clusters matching this selector.
     #[serde(default)]
-    pub when: BTreeMap<String, RawSelectorValue>,
+    pub when: BTreeMap<String, S<RawSelectorValue>>,
     /// Edit the Kubernetes version in another file.
     #[serde(default)]
     pub kubernetes: Option<RawEditTarget>,

@@ -11,6 +11,12 @@ mod validate;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Validate => validate::run(&cli),
-        Command::Plan { release, at } => plan::run(&cli, release.as_deref(), *at),
+        Command::Plan {
+            release,
+            ring: Some(ring),
+            diff: true,
+            ..
+        } => plan::diff(&cli, release.as_deref().unwrap_or_default(), ring),
+        Command::Plan { release, at, .. } => plan::run(&cli, release.as_deref(), *at),
     }
 }

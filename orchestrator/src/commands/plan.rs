@@ -51,3 +51,84 @@ pub fn run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `plan --release R --ring NAME --diff`: the unified diff of the ring's next step, built in
+/// memory against the base branch head (nothing is written to any repository).
+pub fn diff(cli: &Cli, release: &str, ring: &str) -> anyhow::Result<ExitCode> {
+    let Some(source) = crate::repo::open_base(&cli.config)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let loaded = match source.load(&cli.config) {
+        Ok(l) => l,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            eprintln!(
+                "{} is invalid; run `ringmaster validate` for the full report",
+                cli.config.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print_diagnostics(&loaded.warnings);
+    let config = &loaded.config;
+    let Some(rel) = config.release(release) else {
+        let known: Vec<&str> = config.releases.iter().map(|r| r.name.as_str()).collect();
+        eprintln!(
+            "error: no release named `{release}` (releases: {})",
+            known.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let Some(ring_index) = config
+        .ring_set
+        .rings
+        .iter()
+        .position(|r| r.name.as_str() == ring)
+    else {
+        let known: Vec<&str> = config
+            .ring_set
+            .rings
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        eprintln!(
+            "error: no ring named `{ring}` (rings: {})",
+            known.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    };
+    source.in_memory()?;
+    let request = orchestrator::gitops::StepRequest {
+        config,
+        release: rel,
+        ring_index,
+        step: 1,
+        time: Utc::now(),
+    };
+    let author = &config.settings.author;
+    match orchestrator::gitops::prepare_in(
+        source.repo(),
+        source.base(),
+        &request,
+        (&author.0, &author.1),
+    ) {
+        Ok(Some(step)) => {
+            print!(
+                "{}",
+                orchestrator::gitops::diff_in(source.repo(), step.base, step.commit)?
+            );
+            for (id, why) in &step.left_out {
+                eprintln!("note: {id} is left out: {why}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            eprintln!("ring `{ring}` has nothing to change for release `{release}`");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: release `{release}`, ring `{ring}`: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

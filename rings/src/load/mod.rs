@@ -22,7 +22,8 @@ mod ringset;
 mod settings;
 
 pub use registry::{
-    RegistryFile, RegistryFiles, read_registry, read_registry_from, redact_url, registry_label,
+    RegistryFile, RegistryFiles, read_registry, read_registry_from, read_registry_ref, redact_url,
+    registry_label,
 };
 use registry::{coverage, fleet, membership};
 use releases::releases;
@@ -57,25 +58,48 @@ pub struct Loaded {
 /// read from the GitOps repository's base branch through git2 (what is committed, not a
 /// working copy). Returns every problem found when any is an error.
 pub fn load(config_path: &Path) -> Result<Loaded, Diagnostics> {
+    load_with(config_path, &mut |gitops| read_registry(gitops))
+}
+
+/// Only `ringmaster.yaml` (where the repository is, where ringmaster keeps its files).
+pub fn load_settings(config_path: &Path) -> Result<Settings, Diagnostics> {
+    match load_settings_collecting(config_path) {
+        (Some(s), d) if !d.has_errors() => Ok(s),
+        (_, d) => Err(d),
+    }
+}
+
+fn load_settings_collecting(config_path: &Path) -> (Option<Settings>, Diagnostics) {
     let mut diags = Diagnostics::new();
     let settings_file = config_path.display().to_string();
     let text = match read_text(config_path) {
         Ok(t) => t,
         Err(msg) => {
             diags.error(&settings_file, Pos::FILE, msg);
-            return Err(diags);
+            return (None, diags);
         }
     };
     let Some(raw) = parse_one::<RawSettings>(&settings_file, &text, &mut diags) else {
-        return Err(diags);
+        return (None, diags);
     };
     let base_dir = config_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let Some(settings) = settings(&settings_file, config_path, &base_dir, raw, &mut diags) else {
+    let s = settings(&settings_file, config_path, &base_dir, raw, &mut diags);
+    (s, diags)
+}
+
+/// [`load`], with the registry read by `registry` (the daemon reads it from its mirror).
+pub fn load_with(
+    config_path: &Path,
+    registry: &mut dyn FnMut(&GitopsSettings) -> Result<RegistryFiles, String>,
+) -> Result<Loaded, Diagnostics> {
+    let (settings, mut diags) = load_settings_collecting(config_path);
+    let Some(settings) = settings else {
         return Err(diags);
     };
+    let settings_file = config_path.display().to_string();
 
     let rings_file = settings.rings_path.display().to_string();
     let ring_set = match read_text(&settings.rings_path) {
@@ -89,7 +113,7 @@ pub fn load(config_path: &Path) -> Result<Loaded, Diagnostics> {
 
     let releases = releases(&settings, &mut diags);
 
-    let fleet = match read_registry(&settings.gitops) {
+    let fleet = match registry(&settings.gitops) {
         Ok(files) => fleet(&settings.gitops, files, &mut diags),
         Err(msg) => {
             diags.error(&settings_file, Pos::FILE, msg);

@@ -51,27 +51,43 @@ pub fn read_registry_from(
     registry: &str,
     label: &str,
 ) -> Result<RegistryFiles, String> {
+    read_registry_ref(
+        repo,
+        &format!("refs/heads/{branch}"),
+        branch,
+        registry,
+        label,
+    )
+}
+
+/// Read the registry from any reference (`refs/remotes/origin/main` in a mirror); `branch` is
+/// the name used in messages.
+pub fn read_registry_ref(
+    repo: &git2::Repository,
+    refname: &str,
+    branch: &str,
+    registry: &str,
+    label: &str,
+) -> Result<RegistryFiles, String> {
     let glob = Glob::new(registry)?;
-    let reference = repo
-        .find_reference(&format!("refs/heads/{branch}"))
-        .map_err(|_| {
-            let branches: Vec<String> = repo
-                .branches(Some(git2::BranchType::Local))
-                .map(|it| {
-                    it.filter_map(Result::ok)
-                        .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            format!(
-                "branch `{branch}` does not exist in {label} (branches: {})",
-                if branches.is_empty() {
-                    "none".to_owned()
-                } else {
-                    branches.join(", ")
-                }
-            )
-        })?;
+    let reference = repo.find_reference(refname).map_err(|_| {
+        let branches: Vec<String> = repo
+            .branches(Some(git2::BranchType::Local))
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!(
+            "branch `{branch}` does not exist in {label} (branches: {})",
+            if branches.is_empty() {
+                "none".to_owned()
+            } else {
+                branches.join(", ")
+            }
+        )
+    })?;
     let commit = reference.peel_to_commit().map_err(|e| {
         format!(
             "branch `{branch}` of {label} does not point at a commit: {}",

@@ -221,52 +221,10 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
         }
     };
 
+    let mut edits = Vec::new();
     for e in &raw.edits {
-        let p = pos(e);
-        let e = &e.value;
-        let kinds = usize::from(e.kubernetes.is_some())
-            + usize::from(e.addon.is_some())
-            + usize::from(e.policy.is_some());
-        if kinds != 1 {
-            diags.error(
-                file,
-                p,
-                "an edit rule names exactly one of `kubernetes`, `addon` or `policy`",
-            );
-            continue;
-        }
-        let (file_tpl, yaml_path, regex) = match &e.kubernetes {
-            Some(t) => (Some(&t.file), t.yaml_path.as_ref(), t.regex.as_ref()),
-            None => (e.file.as_ref(), e.yaml_path.as_ref(), e.regex.as_ref()),
-        };
-        match file_tpl {
-            None => diags.error(file, p, "an edit rule needs `file`"),
-            Some(t) if t.starts_with('/') || t.split('/').any(|s| s == "..") => {
-                diags.error(
-                    file,
-                    p,
-                    format!(
-                        "edit file `{t}` must stay inside the repository (no leading `/`, no `..`)"
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
-        if usize::from(yaml_path.is_some()) + usize::from(regex.is_some()) != 1 {
-            diags.error(
-                file,
-                p,
-                "an edit rule sets exactly one of `yamlPath` or `regex`",
-            );
-        }
-        if let Some(r) = regex
-            && !r.contains("(?P<version>")
-            && !r.contains("(?<version>")
-        {
-            diags.error(file, p, "an edit regex needs a named group `version`, like `cluster_version\\s*=\\s*\"(?P<version>[^\"]+)\"`");
-        }
-        for k in e.when.keys() {
-            selector_key(file, k, p, diags);
+        if let Some(rule) = edit_rule(file, e, diags) {
+            edits.push(rule);
         }
     }
 
@@ -276,7 +234,7 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
         freezes,
         coverage,
         coverage_mode,
-        edits: raw.edits.into_iter().map(|e| e.value).collect(),
+        edits,
     }
 }
 
@@ -501,5 +459,87 @@ pub(super) fn gate(
         interval,
         failure_limit: g.failure_limit.unwrap_or(DEFAULT_FAILURE_LIMIT),
         inconclusive_limit: g.inconclusive_limit.unwrap_or(DEFAULT_INCONCLUSIVE_LIMIT),
+    })
+}
+
+pub(super) fn edit_rule(file: &str, e: &S<RawEdit>, diags: &mut Diagnostics) -> Option<EditRule> {
+    let p = pos(e);
+    let e = &e.value;
+    let before = diags.errors().count();
+    let target = match (&e.kubernetes, &e.addon, &e.policy) {
+        (Some(_), None, None) => Component::Kubernetes,
+        (None, Some(a), None) => Component::Addon(a.clone()),
+        (None, None, Some(pl)) => Component::Policy(pl.clone()),
+        _ => {
+            diags.error(
+                file,
+                p,
+                "an edit rule names exactly one of `kubernetes`, `addon` or `policy`",
+            );
+            return None;
+        }
+    };
+    let (file_tpl, yaml_path, regex) = match &e.kubernetes {
+        Some(t) => {
+            if e.file.is_some() || e.yaml_path.is_some() || e.regex.is_some() {
+                diags.error(file, p, "a `kubernetes:` edit rule keeps `file`, `yamlPath` and `regex` inside `kubernetes:`");
+            }
+            (Some(&t.file), t.yaml_path.as_ref(), t.regex.as_ref())
+        }
+        None => (e.file.as_ref(), e.yaml_path.as_ref(), e.regex.as_ref()),
+    };
+    let template = match file_tpl.map(|t| PathTemplate::parse(t)) {
+        None => {
+            diags.error(file, p, "an edit rule needs `file`");
+            None
+        }
+        Some(Err(msg)) => {
+            diags.error(file, p, format!("edit file {msg}"));
+            None
+        }
+        Some(Ok(t)) => Some(t),
+    };
+    let locator = match (yaml_path, regex) {
+        (Some(y), None) if !y.trim().is_empty() => Some(EditLocator::YamlPath(y.clone())),
+        (None, Some(r)) => match regex::Regex::new(r) {
+            Ok(re) if re.capture_names().flatten().any(|n| n == "version") => {
+                Some(EditLocator::Regex(r.clone()))
+            }
+            Ok(_) => {
+                diags.error(
+                    file,
+                    p,
+                    "an edit regex needs a named group `version`, like `cluster_version\\s*=\\s*\"(?P<version>[^\"]+)\"`",
+                );
+                None
+            }
+            Err(err) => {
+                diags.error(file, p, format!("invalid edit regex: {err}"));
+                None
+            }
+        },
+        _ => {
+            diags.error(
+                file,
+                p,
+                "an edit rule sets exactly one of `yamlPath` or `regex`",
+            );
+            None
+        }
+    };
+    let when = if e.when.is_empty() {
+        None
+    } else {
+        Some(selector(file, &e.when, diags))
+    };
+    if diags.errors().count() > before {
+        return None;
+    }
+    Some(EditRule {
+        when,
+        target,
+        file: template?,
+        locator: locator?,
+        pos: p,
     })
 }

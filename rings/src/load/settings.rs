@@ -85,6 +85,11 @@ pub(super) fn settings(
         rings_path,
         releases_glob: releases_glob.to_owned(),
         store_path,
+        data_dir: base.join(
+            raw.data_dir
+                .as_ref()
+                .map_or(".ringmaster", |d| d.value.as_str()),
+        ),
         kubeconfig: raw
             .kube
             .and_then(|k| k.kubeconfig)

@@ -1,0 +1,3 @@
+//! The ringmaster orchestrator: the daemon, its Git and forge sides, and the CLI commands.
+
+pub mod gitops;
