@@ -286,3 +286,16 @@ fn plan_diff_explains_when_nothing_changes_or_the_ring_is_unknown() {
     let out = ringmaster(&dir, &["plan", "--release", "k8s-1.33", "--diff"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn validate_checks_edit_rules() {
+    let (_tmp, dir, _) = example();
+    let mut rings = std::fs::read_to_string(dir.join("rings.yaml")).unwrap();
+    rings.push_str(
+        "edits:\n  - addon: coredns\n    file: \"helm/{clusterId}/coredns.yaml\"\n    yamlPath: \"spec..version\"\n  - kubernetes: { file: \"../outside/{clusterId}.tfvars\", regex: 'v = \"(?P<version>[^\"]+)\"' }\n  - policy: restricted-prod\n    file: \"policies/{region}.yaml\"\n    regex: 'no group here'\n",
+    );
+    std::fs::write(dir.join("rings.yaml"), rings).unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("validate_edit_rules", text(&out.stderr));
+}

@@ -17,6 +17,7 @@ pub mod raw;
 pub mod schedule;
 pub mod version;
 mod yaml;
+pub mod yamlpath;
 
 pub use diag::{Diagnostic, Diagnostics, Pos, Severity};
 pub use ids::{ClusterId, Component, GateName, ReleaseName, RingName};

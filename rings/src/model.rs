@@ -209,7 +209,7 @@ pub struct EditRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditLocator {
     /// A YAML path (`.spec.chart.spec.version`); the value is replaced preserving the file's format.
-    YamlPath(String),
+    YamlPath(crate::yamlpath::YamlPath),
     /// A regular expression with a named group `version` that must match exactly once.
     Regex(String),
 }

@@ -200,9 +200,7 @@ pub fn planned_edits(
                 }
                 let file = rule.file.render(c).map_err(ChangeError::Rule)?;
                 let locator = match &rule.locator {
-                    EditLocator::YamlPath(p) => Locator::Yaml(YamlPath::parse(p).map_err(|e| {
-                        ChangeError::Rule(format!("edit rule yamlPath `{p}`: {e}"))
-                    })?),
+                    EditLocator::YamlPath(p) => Locator::Yaml(p.clone()),
                     EditLocator::Regex(r) => Locator::Regex(
                         Regex::new(r)
                             .map_err(|e| ChangeError::Rule(format!("edit rule regex: {e}")))?,

@@ -122,6 +122,7 @@ pub struct Mirror {
     url: String,
     auth: GitAuth,
     path: PathBuf,
+    last_fetch_objects: Cell<usize>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -210,6 +211,7 @@ impl Mirror {
             url,
             auth,
             path,
+            last_fetch_objects: Cell::new(0),
         })
     }
 
@@ -221,6 +223,11 @@ impl Mirror {
     /// Where the mirror lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many objects the last fetch received (0 when nothing changed: fetches are incremental).
+    pub fn last_fetch_objects(&self) -> usize {
+        self.last_fetch_objects.get()
     }
 
     /// The remote URL, redacted, for messages.
@@ -302,6 +309,8 @@ impl Mirror {
                 Some("ringmaster fetch"),
             )
             .map_err(|e| self.transport("fetching", secret.as_ref(), &e))?;
+        self.last_fetch_objects
+            .set(remote.stats().received_objects());
         self.branch_head(branch)?
             .ok_or_else(|| MirrorError::NoSuchBranch {
                 branch: branch.to_owned(),

@@ -500,7 +500,21 @@ pub(super) fn edit_rule(file: &str, e: &S<RawEdit>, diags: &mut Diagnostics) -> 
         Some(Ok(t)) => Some(t),
     };
     let locator = match (yaml_path, regex) {
-        (Some(y), None) if !y.trim().is_empty() => Some(EditLocator::YamlPath(y.clone())),
+        (Some(y), None) => match crate::yamlpath::YamlPath::parse(y) {
+            Ok(path) if !path.segments().is_empty() => Some(EditLocator::YamlPath(path)),
+            Ok(_) => {
+                diags.error(
+                    file,
+                    p,
+                    "an edit rule's yamlPath must name a value, not the whole document",
+                );
+                None
+            }
+            Err(msg) => {
+                diags.error(file, p, format!("invalid yamlPath `{y}`: {msg}"));
+                None
+            }
+        },
         (None, Some(r)) => match regex::Regex::new(r) {
             Ok(re) if re.capture_names().flatten().any(|n| n == "version") => {
                 Some(EditLocator::Regex(r.clone()))

@@ -174,6 +174,17 @@ pub(super) fn gitops(
             }
         }
     };
+    if matches!(auth, GitAuth::Token(_)) && url.starts_with("http://") && !is_loopback_http(&url) {
+        diags.error_hint(
+            file,
+            pos(&raw.url),
+            format!(
+                "gitops.url `{}` is plain http but gitops.auth sends a token",
+                redact_url(&url)
+            ),
+            "use https (plain http is accepted only for loopback addresses)",
+        );
+    }
     Some(GitopsSettings {
         url,
         location,

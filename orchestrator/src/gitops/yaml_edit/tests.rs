@@ -952,12 +952,7 @@ fn block(node: &Node, indent: usize, step: usize, out: &mut String) {
 /// Every scalar leaf with its path and value.
 fn leaves(node: &Node, prefix: &mut Vec<Segment>, out: &mut Vec<(YamlPath, String)>) {
     match node {
-        Node::Scalar(v, _) => out.push((
-            YamlPath {
-                segments: prefix.clone(),
-            },
-            v.clone(),
-        )),
+        Node::Scalar(v, _) => out.push((YamlPath::from_segments(prefix.clone()), v.clone())),
         Node::Map(entries, _) => {
             for (k, _, v, _) in entries {
                 prefix.push(Segment::Key(k.clone()));
@@ -1088,7 +1083,7 @@ proptest! {
             0..5,
         ),
     ) {
-        let p = YamlPath { segments };
+        let p = YamlPath::from_segments(segments);
         prop_assert_eq!(YamlPath::parse(&p.to_string()), Ok(p.clone()), "{}", p);
     }
 }
