@@ -138,3 +138,57 @@ pub fn generate_setup(dir: &Path, n: usize) -> std::io::Result<PathBuf> {
     generate_registry(&dir.join("gitops.git"), n).map_err(std::io::Error::other)?;
     Ok(dir.join("ringmaster.yaml"))
 }
+
+/// Commit a repository of `clusters` registry files plus enough other files (application
+/// manifests) to reach `total_files`, to branch `main` of a new bare repository, packed.
+pub fn generate_big_repo(
+    repo_path: &Path,
+    clusters: usize,
+    total_files: usize,
+) -> Result<Oid, git2::Error> {
+    generate_registry(repo_path, clusters)?;
+    let repo = Repository::open_bare(repo_path)?;
+    let head = repo.find_commit(repo.refname_to_id("refs/heads/main")?)?;
+    let others = total_files.saturating_sub(clusters);
+    let mut apps = repo.treebuilder(None)?;
+    let per_team = 1_000;
+    let mut team = 0;
+    let mut made = 0;
+    while made < others {
+        let mut team_tree = repo.treebuilder(None)?;
+        for j in 0..per_team.min(others - made) {
+            let text = format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{j}\n  namespace: team-{team}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: app\n          image: registry.example/team-{team}/app-{j}:1.{j}.0\n"
+            );
+            let blob = repo.blob(text.as_bytes())?;
+            let mut dir = repo.treebuilder(None)?;
+            dir.insert("deployment.yaml", blob, FileMode::Blob.into())?;
+            team_tree.insert(format!("app-{j:04}"), dir.write()?, FileMode::Tree.into())?;
+        }
+        made += per_team.min(others - made);
+        apps.insert(
+            format!("team-{team:03}"),
+            team_tree.write()?,
+            FileMode::Tree.into(),
+        )?;
+        team += 1;
+    }
+    let mut root = repo.treebuilder(Some(&head.tree()?))?;
+    root.insert("apps", apps.write()?, FileMode::Tree.into())?;
+    let tree = repo.find_tree(root.write()?)?;
+    let sig = Signature::new(
+        "fleetgen",
+        "fleetgen@ringmaster.invalid",
+        &Time::new(1_767_225_600, 0),
+    )?;
+    let commit = repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "applications",
+        &tree,
+        &[&head],
+    )?;
+    pack(&repo, commit)?;
+    Ok(commit)
+}

@@ -182,8 +182,10 @@ pub fn prepare_in(
     let base_tree = base_commit.tree()?;
     let step = next_ring_step(config, request.release, request.ring_index)?;
     let edits = planned_edits(config, &step)?;
-    let (files, applied) =
-        apply_edits(&edits, &mut |path| tree::read_file(repo, &base_tree, path))?;
+    let (files, applied) = {
+        let mut reader = tree::TreeReader::new(repo, base_tree.clone());
+        apply_edits(&edits, &mut |path| reader.read(path))?
+    };
     if files.is_empty() {
         return Ok(None);
     }
