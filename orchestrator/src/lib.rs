@@ -1,3 +1,4 @@
 //! The ringmaster orchestrator: the daemon, its Git and forge sides, and the CLI commands.
 
 pub mod gitops;
+pub mod secret;

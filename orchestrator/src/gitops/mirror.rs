@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use git2::{Cred, CredentialType, FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository};
 use rings::load::redact_url;
-use rings::model::{GitAuth, GitLocation, SecretSource};
+use rings::model::{GitAuth, GitLocation};
+
+pub use crate::secret::Secret;
 
 /// The prefix of every branch ringmaster may push (and force-push): nothing else is ever touched.
 pub const BRANCH_PREFIX: &str = "ringmaster/";
@@ -76,44 +78,6 @@ pub enum MirrorError {
         /// What failed.
         message: String,
     },
-}
-
-/// A token or other secret, read when needed. `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Read from its source.
-    pub fn read(source: &SecretSource) -> Result<Secret, String> {
-        let value = match source {
-            SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("environment variable {name} is not set"))?,
-            SecretSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-        };
-        let value = value.trim().to_owned();
-        if value.is_empty() {
-            return Err("the secret is empty".to_owned());
-        }
-        Ok(Secret(value))
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Remove the secret from a message (defence in depth: libgit2 never sees it in a URL).
-    pub fn redact(&self, message: &str) -> String {
-        message.replace(&self.0, "***")
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// A bare mirror of the GitOps repository.
