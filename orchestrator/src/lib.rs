@@ -1,4 +1,5 @@
 //! The ringmaster orchestrator: the daemon, its Git and forge sides, and the CLI commands.
 
+pub mod forge;
 pub mod gitops;
 pub mod secret;

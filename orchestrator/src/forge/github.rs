@@ -1,0 +1,806 @@
+//! GitHub (and GitHub Enterprise) through octocrab.
+//!
+//! Requests go through octocrab's raw calls so that ringmaster sees the headers: conditional
+//! requests (`If-None-Match` → 304, which GitHub does not count against the rate limit),
+//! `Retry-After` and `x-ratelimit-*`. octocrab's own retry layer is not compiled in: there is one
+//! retry layer, this one, and it retries only what is safe (reads, and writes that failed before
+//! GitHub answered with a 2xx/4xx).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes_free::BodyBytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use octocrab::Octocrab;
+use rings::model::{GitHubAuth, GitHubSettings, MergeMethod};
+use serde_json::{Value, json};
+
+use super::{Checks, Forge, ForgeError, OpenPr, PrLifecycle, PrStatus};
+use crate::secret::Secret;
+
+mod bytes_free {
+    /// A response body.
+    pub type BodyBytes = Vec<u8>;
+}
+
+/// Retry and pacing policy (DESIGN §13).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per call, including the first.
+    pub max_attempts: u32,
+    /// First backoff.
+    pub base: Duration,
+    /// Largest backoff between attempts.
+    pub cap: Duration,
+    /// A rate-limit wait longer than this is returned to the caller (the daemon requeues) instead
+    /// of sleeping inside the call.
+    pub max_inline_wait: Duration,
+    /// Minimum time between mutating requests (GitHub's secondary limits: 80 content-creating
+    /// requests a minute).
+    pub mutation_gap: Duration,
+    /// Backoff for a secondary limit that names no wait.
+    pub secondary_default: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            max_inline_wait: Duration::from_secs(120),
+            mutation_gap: Duration::from_secs(1),
+            secondary_default: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Connect timeout per request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read timeout per request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What ringmaster last saw of GitHub's primary rate limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests left in the window.
+    pub remaining: Option<u64>,
+    /// Window reset (unix seconds).
+    pub reset: Option<u64>,
+}
+
+/// The GitHub forge.
+#[derive(Debug)]
+pub struct GitHubForge {
+    crab: Octocrab,
+    owner: String,
+    repo: String,
+    merge_method: MergeMethod,
+    policy: RetryPolicy,
+    etags: Mutex<HashMap<String, (HeaderValue, Value)>>,
+    last_mutation: Mutex<Option<Instant>>,
+    rate: Mutex<RateLimit>,
+}
+
+/// Is `url` https, or http on a loopback address? (octocrab sends the token on every request.)
+pub fn api_url_is_safe(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if host.starts_with('[') {
+        host.trim_start_matches('[').split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl GitHubForge {
+    /// A forge over an existing octocrab client.
+    pub fn new(
+        crab: Octocrab,
+        owner: &str,
+        repo: &str,
+        merge_method: MergeMethod,
+        policy: RetryPolicy,
+    ) -> GitHubForge {
+        GitHubForge {
+            crab,
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            merge_method,
+            policy,
+            etags: Mutex::new(HashMap::new()),
+            last_mutation: Mutex::new(None),
+            rate: Mutex::new(RateLimit::default()),
+        }
+    }
+
+    /// Build from `forge.github` settings (token or GitHub App). Must run inside a tokio runtime.
+    pub async fn from_settings(
+        settings: &GitHubSettings,
+        policy: RetryPolicy,
+    ) -> Result<GitHubForge, ForgeError> {
+        if !api_url_is_safe(&settings.api_url) {
+            return Err(ForgeError::Permanent(format!(
+                "forge.github.apiUrl `{}` is not https; the token would travel in clear",
+                settings.api_url
+            )));
+        }
+        let builder = Octocrab::builder()
+            .base_uri(settings.api_url.as_str())
+            .map_err(|e| ForgeError::Permanent(format!("forge.github.apiUrl: {e}")))?
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT));
+        let crab = match &settings.auth {
+            GitHubAuth::Token(src) => {
+                let token = Secret::read(src)
+                    .map_err(|e| ForgeError::Permanent(format!("GitHub token: {e}")))?;
+                builder
+                    .personal_token(token.expose().to_owned())
+                    .build()
+                    .map_err(|e| ForgeError::Permanent(format!("GitHub client: {e}")))?
+            }
+            GitHubAuth::App {
+                app_id,
+                private_key_file,
+                installation_id,
+            } => {
+                let pem = std::fs::read(private_key_file).map_err(|e| {
+                    ForgeError::Permanent(format!(
+                        "GitHub App key {}: {e}",
+                        private_key_file.display()
+                    ))
+                })?;
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+                    ForgeError::Permanent(format!(
+                        "GitHub App key {}: {e}",
+                        private_key_file.display()
+                    ))
+                })?;
+                let app = builder
+                    .app(octocrab::models::AppId(*app_id), key)
+                    .build()
+                    .map_err(|e| ForgeError::Permanent(format!("GitHub client: {e}")))?;
+                let id = match installation_id {
+                    Some(id) => *id,
+                    None => {
+                        let inst: Value = app
+                            .get(
+                                format!("/repos/{}/{}/installation", settings.owner, settings.repo),
+                                None::<&()>,
+                            )
+                            .await
+                            .map_err(|e| {
+                                ForgeError::Permanent(format!("finding the App installation: {e}"))
+                            })?;
+                        inst["id"].as_u64().ok_or_else(|| {
+                            ForgeError::Permanent("the App installation has no id".to_owned())
+                        })?
+                    }
+                };
+                // octocrab caches the installation token and fetches a new one before it expires.
+                app.installation(octocrab::models::InstallationId(id))
+                    .map_err(|e| ForgeError::Permanent(format!("GitHub App installation: {e}")))?
+            }
+        };
+        Ok(GitHubForge::new(
+            crab,
+            &settings.owner,
+            &settings.repo,
+            settings.merge_method,
+            policy,
+        ))
+    }
+
+    /// The primary rate limit as of the last response.
+    pub fn rate_limit(&self) -> RateLimit {
+        self.rate.lock().map(|r| *r).unwrap_or_default()
+    }
+
+    fn path(&self, tail: &str) -> String {
+        format!("/repos/{}/{}{tail}", self.owner, self.repo)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.policy.base.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.policy.cap);
+        // Jitter: up to a quarter of the wait, from the clock's nanoseconds (no RNG needed).
+        let nanos = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        );
+        let quarter = capped.as_millis() as u64 / 4;
+        capped + Duration::from_millis(if quarter == 0 { 0 } else { nanos % quarter })
+    }
+
+    async fn pace_mutation(&self) {
+        let wait = {
+            let Ok(mut last) = self.last_mutation.lock() else {
+                return;
+            };
+            let now = Instant::now();
+            let wait = last.map_or(Duration::ZERO, |t| {
+                self.policy
+                    .mutation_gap
+                    .saturating_sub(now.duration_since(t))
+            });
+            *last = Some(now + wait);
+            wait
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One call with ringmaster's retry policy. Returns the status and JSON body for the caller
+    /// to classify (2xx, 404, 405, 409, 422); rate limits and 5xx are handled here.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), ForgeError> {
+        let conditional = method == Method::GET;
+        let mut last_error = String::new();
+        for attempt in 0..self.policy.max_attempts {
+            if method != Method::GET {
+                self.pace_mutation().await;
+            }
+            let mut headers = HeaderMap::new();
+            let cached = if conditional {
+                self.etags.lock().ok().and_then(|c| c.get(path).cloned())
+            } else {
+                None
+            };
+            if let Some((etag, _)) = &cached {
+                headers.insert(http::header::IF_NONE_MATCH, etag.clone());
+            }
+            let sent = match method.clone() {
+                Method::GET => self.crab._get_with_headers(path, Some(headers)).await,
+                Method::POST => self.crab._post(path, body).await,
+                Method::PATCH => self.crab._patch(path, body).await,
+                Method::PUT => self.crab._put(path, body).await,
+                Method::DELETE => self.crab._delete(path, body).await,
+                other => return Err(ForgeError::Permanent(format!("unsupported method {other}"))),
+            };
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = e.to_string();
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            let head = response.headers().clone();
+            self.note_rate(&head);
+            let bytes: BodyBytes =
+                match http_body_util::BodyExt::collect(response.into_body()).await {
+                    Ok(b) => b.to_bytes().to_vec(),
+                    Err(e) => {
+                        last_error = e.to_string();
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                };
+            if status == StatusCode::NOT_MODIFIED
+                && let Some((_, value)) = cached
+            {
+                return Ok((StatusCode::OK, value));
+            }
+            let value: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            if status.is_success() {
+                if conditional
+                    && let Some(etag) = head.get(http::header::ETAG)
+                    && let Ok(mut c) = self.etags.lock()
+                {
+                    c.insert(path.to_owned(), (etag.clone(), value.clone()));
+                }
+                return Ok((status, value));
+            }
+            if let Some(wait) =
+                rate_limit_wait(status, &head, &value, self.policy.secondary_default)
+            {
+                if wait > self.policy.max_inline_wait || attempt + 1 == self.policy.max_attempts {
+                    return Err(ForgeError::RateLimited { retry_after: wait });
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if status.is_server_error() {
+                last_error = format!("{status} {}", message(&value));
+                tokio::time::sleep(self.backoff(attempt)).await;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(ForgeError::Permanent(format!(
+                    "GitHub rejected the credentials: {}",
+                    message(&value)
+                )));
+            }
+            return Ok((status, value));
+        }
+        Err(ForgeError::Transient(format!(
+            "{method} {path}: {last_error}"
+        )))
+    }
+
+    fn note_rate(&self, head: &HeaderMap) {
+        let num = |name: &str| {
+            head.get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let Ok(mut r) = self.rate.lock() {
+            if let Some(rem) = num("x-ratelimit-remaining") {
+                r.remaining = Some(rem);
+            }
+            if let Some(reset) = num("x-ratelimit-reset") {
+                r.reset = Some(reset);
+            }
+        }
+    }
+
+    async fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ForgeError> {
+        let (status, value) = self.call(method.clone(), path, body).await?;
+        if status.is_success() {
+            Ok(value)
+        } else if status == StatusCode::NOT_FOUND {
+            Err(ForgeError::NotFound(format!("{method} {path}")))
+        } else {
+            Err(ForgeError::Permanent(format!(
+                "{method} {path}: {status} {}",
+                message(&value)
+            )))
+        }
+    }
+
+    async fn find(&self, branch: &str) -> Result<Option<u64>, ForgeError> {
+        let path = self.path(&format!(
+            "/pulls?state=all&head={}:{branch}&per_page=100",
+            self.owner
+        ));
+        let list = self.expect_ok(Method::GET, &path, None).await?;
+        let prs = list.as_array().cloned().unwrap_or_default();
+        let pick = prs
+            .iter()
+            .filter(|p| p["head"]["ref"].as_str() == Some(branch))
+            .max_by_key(|p| (p["state"].as_str() == Some("open"), p["number"].as_u64()));
+        Ok(pick.and_then(|p| p["number"].as_u64()))
+    }
+}
+
+fn message(v: &Value) -> String {
+    let m = v["message"].as_str().unwrap_or("").to_owned();
+    let errors: Vec<String> = v["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["message"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if errors.is_empty() {
+        m
+    } else {
+        format!("{m}: {}", errors.join("; "))
+    }
+}
+
+/// How long GitHub asks us to wait, if this is a rate-limit answer: `Retry-After` first, then
+/// `x-ratelimit-reset` when the primary limit is exhausted, then the secondary default.
+fn rate_limit_wait(
+    status: StatusCode,
+    head: &HeaderMap,
+    body: &Value,
+    secondary_default: Duration,
+) -> Option<Duration> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let header = |n: &str| head.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if header("x-ratelimit-remaining").as_deref() == Some("0") {
+        let reset = header("x-ratelimit-reset")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+    }
+    let text = message(body).to_lowercase();
+    if status == StatusCode::TOO_MANY_REQUESTS || text.contains("rate limit") {
+        return Some(secondary_default);
+    }
+    None
+}
+
+fn lifecycle(pr: &Value) -> PrLifecycle {
+    if pr["merged"].as_bool() == Some(true)
+        || !pr["merged_at"].is_null() && pr["merged_at"].is_string()
+    {
+        PrLifecycle::Merged
+    } else if pr["state"].as_str() == Some("closed") {
+        PrLifecycle::Closed
+    } else {
+        PrLifecycle::Open
+    }
+}
+
+/// Latest review per reviewer (comments aside): approvals of `head`, and change requests.
+pub fn review_verdicts(reviews: &[Value], head: &str) -> (Vec<String>, Vec<String>) {
+    let mut latest: Vec<(String, String, String)> = Vec::new(); // login, state, commit
+    for r in reviews {
+        let (Some(login), Some(state)) = (r["user"]["login"].as_str(), r["state"].as_str()) else {
+            continue;
+        };
+        if state == "COMMENTED" || state == "PENDING" {
+            continue;
+        }
+        let commit = r["commit_id"].as_str().unwrap_or("").to_owned();
+        latest.retain(|(l, _, _)| l != login);
+        latest.push((login.to_owned(), state.to_owned(), commit));
+    }
+    let approvals = latest
+        .iter()
+        .filter(|(_, s, c)| s == "APPROVED" && c == head)
+        .map(|(l, _, _)| l.clone())
+        .collect();
+    let changes = latest
+        .iter()
+        .filter(|(_, s, _)| s == "CHANGES_REQUESTED")
+        .map(|(l, _, _)| l.clone())
+        .collect();
+    (approvals, changes)
+}
+
+/// Combined statuses and check runs of a commit.
+pub fn combine_checks(status: &Value, runs: &Value) -> Checks {
+    let mut seen = false;
+    let mut pending = false;
+    let mut failed = false;
+    if status["total_count"].as_u64().unwrap_or(0) > 0 {
+        seen = true;
+        match status["state"].as_str() {
+            Some("success") => {}
+            Some("pending") => pending = true,
+            _ => failed = true,
+        }
+    }
+    for run in runs["check_runs"].as_array().into_iter().flatten() {
+        seen = true;
+        if run["status"].as_str() != Some("completed") {
+            pending = true;
+            continue;
+        }
+        match run["conclusion"].as_str() {
+            Some("success" | "neutral" | "skipped") => {}
+            _ => failed = true,
+        }
+    }
+    match (seen, failed, pending) {
+        (false, _, _) => Checks::None,
+        (_, true, _) => Checks::Failure,
+        (_, _, true) => Checks::Pending,
+        _ => Checks::Success,
+    }
+}
+
+impl Forge for GitHubForge {
+    async fn find_or_open(&self, pr: &OpenPr) -> Result<u64, ForgeError> {
+        // Look first: a crash between push and create must never yield a second PR.
+        let number = match self.find(&pr.branch).await? {
+            Some(n) => return Ok(n),
+            None => {
+                let body = json!({ "title": pr.title, "head": pr.branch, "base": pr.base, "body": pr.body });
+                let (status, value) = self
+                    .call(Method::POST, &self.path("/pulls"), Some(&body))
+                    .await?;
+                if status.is_success() {
+                    value["number"].as_u64().ok_or_else(|| {
+                        ForgeError::Permanent("created PR has no number".to_owned())
+                    })?
+                } else if status == StatusCode::UNPROCESSABLE_ENTITY
+                    && message(&value).contains("already exists")
+                {
+                    // Someone (or an earlier attempt) created it: resolve to that PR.
+                    self.etags.lock().map(|mut c| c.clear()).ok();
+                    match self.find(&pr.branch).await? {
+                        Some(n) => n,
+                        None => {
+                            return Err(ForgeError::Transient(format!(
+                                "GitHub says a PR for {} exists but lists none",
+                                pr.branch
+                            )));
+                        }
+                    }
+                } else {
+                    return Err(ForgeError::Permanent(format!(
+                        "creating the PR for {}: {status} {}",
+                        pr.branch,
+                        message(&value)
+                    )));
+                }
+            }
+        };
+        if !pr.labels.is_empty() {
+            self.add_labels(number, &pr.labels).await?;
+        }
+        let (teams, users): (Vec<&String>, Vec<&String>) =
+            pr.reviewers.iter().partition(|r| r.contains('/'));
+        if !teams.is_empty() || !users.is_empty() {
+            let team_slugs: Vec<&str> = teams.iter().filter_map(|t| t.split('/').nth(1)).collect();
+            let body = json!({ "reviewers": users, "team_reviewers": team_slugs });
+            self.expect_ok(
+                Method::POST,
+                &self.path(&format!("/pulls/{number}/requested_reviewers")),
+                Some(&body),
+            )
+            .await?;
+        }
+        Ok(number)
+    }
+
+    async fn update(&self, number: u64, title: &str, body: &str) -> Result<(), ForgeError> {
+        let patch = json!({ "title": title, "body": body });
+        self.expect_ok(
+            Method::PATCH,
+            &self.path(&format!("/pulls/{number}")),
+            Some(&patch),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn status(&self, number: u64) -> Result<PrStatus, ForgeError> {
+        let pr = self
+            .expect_ok(Method::GET, &self.path(&format!("/pulls/{number}")), None)
+            .await?;
+        let head = pr["head"]["sha"].as_str().unwrap_or_default().to_owned();
+        let reviews = self
+            .expect_ok(
+                Method::GET,
+                &self.path(&format!("/pulls/{number}/reviews?per_page=100")),
+                None,
+            )
+            .await?;
+        let (approvals, changes_requested) =
+            review_verdicts(reviews.as_array().map_or(&[], |v| v.as_slice()), &head);
+        let combined = self
+            .expect_ok(
+                Method::GET,
+                &self.path(&format!("/commits/{head}/status")),
+                None,
+            )
+            .await?;
+        let runs = self
+            .expect_ok(
+                Method::GET,
+                &self.path(&format!("/commits/{head}/check-runs")),
+                None,
+            )
+            .await?;
+        Ok(PrStatus {
+            number,
+            state: lifecycle(&pr),
+            merge_sha: if lifecycle(&pr) == PrLifecycle::Merged {
+                pr["merge_commit_sha"].as_str().map(str::to_owned)
+            } else {
+                None
+            },
+            head_sha: head,
+            approvals,
+            changes_requested,
+            checks: combine_checks(&combined, &runs),
+        })
+    }
+
+    async fn merge(&self, number: u64, expected_head: &str) -> Result<String, ForgeError> {
+        let method = match self.merge_method {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        };
+        let body = json!({ "merge_method": method, "sha": expected_head });
+        let (status, value) = self
+            .call(
+                Method::PUT,
+                &self.path(&format!("/pulls/{number}/merge")),
+                Some(&body),
+            )
+            .await?;
+        match status {
+            s if s.is_success() => value["sha"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ForgeError::Permanent("merge answer has no sha".to_owned())),
+            StatusCode::CONFLICT => Err(ForgeError::HeadMoved {
+                number,
+                expected: expected_head.to_owned(),
+            }),
+            StatusCode::METHOD_NOT_ALLOWED => Err(ForgeError::NotMergeable {
+                number,
+                reason: message(&value),
+            }),
+            StatusCode::NOT_FOUND => Err(ForgeError::NotFound(format!("PR #{number}"))),
+            s => Err(ForgeError::Permanent(format!(
+                "merging PR #{number}: {s} {}",
+                message(&value)
+            ))),
+        }
+    }
+
+    async fn comment(&self, number: u64, key: &str, body: &str) -> Result<(), ForgeError> {
+        let marker = format!("<!-- ringmaster:comment {key} -->");
+        let full = format!("{marker}\n{body}");
+        let comments = self
+            .expect_ok(
+                Method::GET,
+                &self.path(&format!("/issues/{number}/comments?per_page=100")),
+                None,
+            )
+            .await?;
+        let existing = comments
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(&marker)));
+        match existing {
+            Some(c) if c["body"].as_str() == Some(full.as_str()) => Ok(()),
+            Some(c) => {
+                let id = c["id"]
+                    .as_u64()
+                    .ok_or_else(|| ForgeError::Permanent("comment has no id".to_owned()))?;
+                self.expect_ok(
+                    Method::PATCH,
+                    &self.path(&format!("/issues/comments/{id}")),
+                    Some(&json!({ "body": full })),
+                )
+                .await
+                .map(|_| ())
+            }
+            None => self
+                .expect_ok(
+                    Method::POST,
+                    &self.path(&format!("/issues/{number}/comments")),
+                    Some(&json!({ "body": full })),
+                )
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), ForgeError> {
+        self.expect_ok(
+            Method::POST,
+            &self.path(&format!("/issues/{number}/labels")),
+            Some(&json!({ "labels": labels })),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback_carries_a_token() {
+        assert!(api_url_is_safe("https://api.github.com"));
+        assert!(api_url_is_safe("http://127.0.0.1:8080"));
+        assert!(api_url_is_safe("http://[::1]:9/api/v3"));
+        assert!(!api_url_is_safe("http://github.example.com/api/v3"));
+        assert!(!api_url_is_safe("http://127.0.0.1.nip.io/"));
+    }
+
+    #[test]
+    fn the_latest_review_per_reviewer_counts_and_only_for_the_head() {
+        let r = |login: &str, state: &str, commit: &str| json!({"user": {"login": login}, "state": state, "commit_id": commit});
+        let reviews = vec![
+            r("alice", "APPROVED", "old"),
+            r("bob", "CHANGES_REQUESTED", "old"),
+            r("bob", "COMMENTED", "new"),
+            r("carol", "APPROVED", "new"),
+            r("alice", "APPROVED", "old"),
+        ];
+        let (approvals, changes) = review_verdicts(&reviews, "new");
+        assert_eq!(approvals, ["carol"], "alice approved an older head");
+        assert_eq!(
+            changes,
+            ["bob"],
+            "a comment does not clear a change request"
+        );
+        let reviews = vec![
+            r("bob", "CHANGES_REQUESTED", "new"),
+            r("bob", "APPROVED", "new"),
+        ];
+        assert_eq!(
+            review_verdicts(&reviews, "new"),
+            (vec!["bob".to_owned()], vec![])
+        );
+    }
+
+    #[test]
+    fn checks_combine_statuses_and_runs() {
+        let none = json!({"total_count": 0, "state": "pending"});
+        let ok = json!({"total_count": 1, "state": "success"});
+        let runs =
+            |s: &str, c: Option<&str>| json!({"check_runs": [{"status": s, "conclusion": c}]});
+        assert_eq!(
+            combine_checks(&none, &json!({"check_runs": []})),
+            Checks::None
+        );
+        assert_eq!(
+            combine_checks(&ok, &json!({"check_runs": []})),
+            Checks::Success
+        );
+        assert_eq!(
+            combine_checks(&ok, &runs("in_progress", None)),
+            Checks::Pending
+        );
+        assert_eq!(
+            combine_checks(&ok, &runs("completed", Some("failure"))),
+            Checks::Failure
+        );
+        assert_eq!(
+            combine_checks(
+                &json!({"total_count": 2, "state": "failure"}),
+                &runs("completed", Some("success"))
+            ),
+            Checks::Failure
+        );
+    }
+
+    #[test]
+    fn rate_limit_waits_follow_github_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        let d = Duration::from_secs(60);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &h, &Value::Null, d),
+            Some(Duration::from_secs(7))
+        );
+        let body = json!({"message": "You have exceeded a secondary rate limit."});
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new(), &body, d),
+            Some(d)
+        );
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::FORBIDDEN,
+                &HeaderMap::new(),
+                &json!({"message": "Resource not accessible"}),
+                d
+            ),
+            None
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::NOT_FOUND, &h, &Value::Null, d),
+            None
+        );
+    }
+}
