@@ -54,6 +54,18 @@ pub enum Command {
         #[arg(long, requires_all = ["release", "ring"])]
         diff: bool,
     },
+    /// List the open pull requests of the built-in local forge.
+    Prs,
+    /// Approve the open pull request of a ring (local forge), for its current head.
+    Approve {
+        /// The rollout (release name).
+        rollout: String,
+        /// The ring.
+        ring: String,
+        /// Who approves (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
 }
 
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {

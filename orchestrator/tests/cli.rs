@@ -299,3 +299,118 @@ fn validate_checks_edit_rules() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("validate_edit_rules", text(&out.stderr));
 }
+
+/// Open a local-forge PR for `ring`'s first step of k8s-1.33 in the example (as the daemon would).
+fn open_local_pr(dir: &Path, ring: &str) -> String {
+    use orchestrator::forge::Forge as _;
+    use orchestrator::gitops::GitOps as _;
+    let cfg = dir.join("ringmaster.yaml");
+    let settings = rings::load::load_settings(&cfg).unwrap();
+    let mirror = orchestrator::gitops::mirror::Mirror::open(
+        &settings.data_dir,
+        &settings.gitops.location,
+        settings.gitops.auth.clone(),
+    )
+    .unwrap();
+    let mut engine =
+        orchestrator::gitops::MirrorGitOps::new(mirror, "main", settings.author.clone());
+    engine.refresh().unwrap();
+    let config = rings::load::load_with(&cfg, &mut |g| {
+        rings::load::read_registry_ref(
+            engine.mirror().repo(),
+            "refs/remotes/origin/main",
+            &g.branch,
+            &g.registry,
+            "x",
+        )
+    })
+    .unwrap()
+    .config;
+    let req = orchestrator::gitops::StepRequest {
+        config: &config,
+        release: config.release("k8s-1.33").unwrap(),
+        ring_index: config
+            .ring_set
+            .rings
+            .iter()
+            .position(|r| r.name.as_str() == ring)
+            .unwrap(),
+        step: 1,
+        time: chrono::Utc::now(),
+    };
+    let (_, step) = engine.publish(&req, None).unwrap();
+    let step = step.unwrap();
+    let store = state::Store::open(&settings.store_path).unwrap();
+    let forge = orchestrator::forge::local::LocalForge::new(
+        &store,
+        git2::Repository::open(dir.join("gitops")).unwrap(),
+        settings.author.clone(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(forge.find_or_open(&orchestrator::forge::OpenPr {
+        branch: step.branch.clone(),
+        base: "main".into(),
+        title: step.title.clone(),
+        body: String::new(),
+        labels: orchestrator::forge::labels("k8s-1.33", ring),
+        reviewers: vec![],
+    }))
+    .unwrap();
+    step.commit.to_string()
+}
+
+#[test]
+fn prs_and_approve_work_on_the_local_forge() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(&dir, &["prs"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "no open pull requests\n".to_owned())
+    );
+    let head = open_local_pr(&dir, "nonprod");
+    let out = ringmaster(&dir, &["prs"]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("#1    ringmaster: Kubernetes 1.32 → 1.33 for ring nonprod (4 clusters)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ringmaster/k8s-1.33/nonprod/1") && listed.contains("approvals: none"),
+        "{listed}"
+    );
+
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "nonprod", "--as", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "approved #1 (ringmaster/k8s-1.33/nonprod/1) at {} as alice\n",
+            &head[..12]
+        )
+    );
+    let out = ringmaster(&dir, &["prs", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["approvals"][0]["by"], "alice");
+    assert_eq!(v[0]["approvals"][0]["sha"], head.as_str());
+
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "prod-main"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no open pull request for rollout `k8s-1.33`, ring `prod-main`")
+    );
+}
+
+#[test]
+fn a_store_held_by_another_process_gives_a_clear_message() {
+    let (_tmp, dir, _) = example();
+    let _held = state::Store::open(&dir.join("ringmaster.db")).unwrap();
+    let out = ringmaster(&dir, &["prs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("another ringmaster is running on the store"),
+        "{}",
+        text(&out.stderr)
+    );
+}

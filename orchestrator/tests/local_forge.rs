@@ -217,3 +217,54 @@ async fn a_stale_branch_is_not_merged_and_an_old_approval_does_not_count() {
         "an approval counts only for the head it was given on"
     );
 }
+
+#[tokio::test]
+async fn a_local_non_bare_repository_receives_branches_and_merges_keep_its_worktree_in_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
+    let dir = cfg.parent().unwrap().to_path_buf();
+    let s = Setup {
+        _tmp: tmp,
+        dir: dir.clone(),
+        remote: dir.join("gitops"),
+    };
+    let (branch, head) = push_step(&s, "k8s-1.33", "nonprod");
+    let repo = Repository::open(&s.remote).unwrap();
+    assert!(!repo.is_bare());
+    assert_eq!(
+        repo.refname_to_id(&format!("refs/heads/{branch}"))
+            .unwrap()
+            .to_string(),
+        head
+    );
+
+    // The lease holds for local pushes too.
+    let settings = rings::load::load_settings(&cfg).unwrap();
+    let mirror = Mirror::open(
+        &settings.data_dir,
+        &settings.gitops.location,
+        settings.gitops.auth.clone(),
+    )
+    .unwrap();
+    let err = mirror
+        .push_with_lease(&branch, git2::Oid::from_str(&head).unwrap(), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("refusing to push"), "{err}");
+
+    let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+    let forge = LocalForge::new(
+        &store,
+        Repository::open(&s.remote).unwrap(),
+        ("ringmaster".into(), "r@example.invalid".into()),
+    );
+    let n = forge.find_or_open(&open_pr(&branch)).await.unwrap();
+    forge.merge(n, &head).await.unwrap();
+    let file = std::fs::read_to_string(s.remote.join("clusters/aws/aws-use1-dev-01/cluster.yaml"))
+        .unwrap();
+    assert!(
+        file.contains("kubernetesVersion: 1.33"),
+        "the checked-out main follows the merge:\n{file}"
+    );
+    let statuses = repo.statuses(None).unwrap();
+    assert_eq!(statuses.len(), 0, "clean working tree after the merge");
+}

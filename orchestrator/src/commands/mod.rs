@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod plan;
+mod prs;
 mod validate;
 
 /// Run a parsed command line.
@@ -18,5 +19,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => plan::diff(&cli, release.as_deref().unwrap_or_default(), ring),
         Command::Plan { release, at, .. } => plan::run(&cli, release.as_deref(), *at),
+        Command::Prs => prs::list(&cli),
+        Command::Approve { rollout, ring, who } => {
+            prs::approve(&cli, rollout, ring, who.as_deref())
+        }
     }
 }

@@ -94,6 +94,36 @@ impl<'a> LocalForge<'a> {
         Ok(head)
     }
 
+    /// In a non-bare repository whose checked-out branch was just moved by a merge, bring the
+    /// working tree along — but only if it was clean at the old head (never touch local edits).
+    fn sync_worktree(&self, base: &str, old_head: Oid) {
+        if self.repo.is_bare() {
+            return;
+        }
+        let on_base = self
+            .repo
+            .head()
+            .ok()
+            .and_then(|h| h.name().ok().map(str::to_owned))
+            == Some(format!("refs/heads/{base}"));
+        if !on_base {
+            return;
+        }
+        let Ok(old_tree) = self.repo.find_commit(old_head).and_then(|c| c.tree()) else {
+            return;
+        };
+        let clean = self
+            .repo
+            .diff_tree_to_workdir_with_index(Some(&old_tree), None)
+            .map(|d| d.deltas().len() == 0)
+            .unwrap_or(false);
+        if clean {
+            let mut opts = git2::build::CheckoutBuilder::new();
+            opts.force();
+            let _ = self.repo.checkout_head(Some(&mut opts));
+        }
+    }
+
     /// Open PRs, oldest first.
     pub fn open_prs(&self) -> Result<Vec<LocalPr>, ForgeError> {
         Ok(self
@@ -245,6 +275,7 @@ impl Forge for LocalForge<'_> {
             .map_err(|e| {
                 ForgeError::Transient(format!("{} moved while merging: {}", pr.base, e.message()))
             })?;
+        self.sync_worktree(&pr.base, base);
         let mut new = pr.clone();
         new.state = PrState::Merged;
         new.head = head.to_string();

@@ -282,6 +282,83 @@ impl Mirror {
             })
     }
 
+    /// A local, non-bare repository as the remote: libgit2's local transport cannot push into
+    /// one, so ringmaster copies the objects itself.
+    fn local_non_bare_target(&self) -> Option<Repository> {
+        if self.url.contains("://") {
+            return None;
+        }
+        Repository::open(&self.url).ok().filter(|r| !r.is_bare())
+    }
+
+    /// Push into a local repository by writing the missing objects as one pack into its object
+    /// database and moving the branch with a compare-and-swap (the lease: the branch must still
+    /// be at `expected`, or absent).
+    fn push_into_local(
+        &self,
+        target: &Repository,
+        branch: &str,
+        commit: Oid,
+        expected: Option<Oid>,
+    ) -> Result<(), MirrorError> {
+        let local = |e: git2::Error| MirrorError::Local {
+            path: self.url.clone(),
+            message: e.message().to_owned(),
+        };
+        let refname = format!("refs/heads/{branch}");
+        let current = match target.refname_to_id(&refname) {
+            Ok(id) => Some(id),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(local(e)),
+        };
+        if current != expected {
+            return Err(MirrorError::LeaseBroken {
+                branch: branch.to_owned(),
+                expected: expected.map_or("none".to_owned(), |o| o.to_string()),
+                found: current.map_or("none".to_owned(), |o| o.to_string()),
+            });
+        }
+        // Only the objects the target lacks: walk from the commit, hiding what the target has.
+        let mut walk = self.repo.revwalk().map_err(local)?;
+        walk.push(commit).map_err(local)?;
+        for parent in self.repo.find_commit(commit).map_err(local)?.parent_ids() {
+            if target.find_commit(parent).is_ok() {
+                walk.hide(parent).map_err(local)?;
+            }
+        }
+        let mut builder = self.repo.packbuilder().map_err(local)?;
+        builder.insert_walk(&mut walk).map_err(local)?;
+        let mut pack = git2::Buf::new();
+        builder.write_buf(&mut pack).map_err(local)?;
+        let odb = target.odb().map_err(local)?;
+        let mut writer = odb.packwriter().map_err(local)?;
+        std::io::Write::write_all(&mut writer, &pack).map_err(|e| MirrorError::Local {
+            path: self.url.clone(),
+            message: e.to_string(),
+        })?;
+        writer.commit().map_err(local)?;
+        let moved = match current {
+            Some(old) => {
+                target.reference_matching(&refname, commit, true, old, "ringmaster: ring branch")
+            }
+            None => target.reference(&refname, commit, false, "ringmaster: ring branch"),
+        };
+        moved.map_err(|e| MirrorError::LeaseBroken {
+            branch: branch.to_owned(),
+            expected: expected.map_or("none".to_owned(), |o| o.to_string()),
+            found: format!("changed concurrently ({})", e.message()),
+        })?;
+        self.repo
+            .reference(
+                &format!("{REMOTE_REFS}{branch}"),
+                commit,
+                true,
+                "ringmaster: pushed",
+            )
+            .map_err(local)?;
+        Ok(())
+    }
+
     /// The head of a remote branch as of the last fetch or push.
     pub fn branch_head(&self, branch: &str) -> Result<Option<Oid>, MirrorError> {
         match self.repo.refname_to_id(&format!("{REMOTE_REFS}{branch}")) {
@@ -316,6 +393,9 @@ impl Mirror {
                 path: self.path.display().to_string(),
                 message: e.message().to_owned(),
             })?;
+        if let Some(target) = self.local_non_bare_target() {
+            return self.push_into_local(&target, branch, commit, expected);
+        }
         let secret = self.secret()?;
         let attempts = Cell::new(0);
         let lease_found: Cell<Option<Oid>> = Cell::new(None);
