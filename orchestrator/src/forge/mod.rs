@@ -5,6 +5,8 @@
 
 pub mod github;
 pub mod local;
+pub mod render;
+pub mod webhook;
 
 use std::time::Duration;
 
