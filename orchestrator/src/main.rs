@@ -10,6 +10,9 @@ mod output;
 mod repo;
 
 fn main() -> ExitCode {
+    // One rustls crypto provider for the whole process (octocrab and, later, kube): install it
+    // before any client is built so that no dependency has to guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -1,0 +1,199 @@
+//! `ringmaster-sim`: serves a simulated world on loopback for as long as it runs (DESIGN §10).
+//!
+//! ```text
+//! ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N]
+//! ```
+//!
+//! Today it serves the fake GitHub REST API for one repository, backed by the GitOps repository
+//! of `gitops.url` (a local path, bare or not). When ready it prints one JSON line on stdout:
+//!
+//! ```text
+//! {"github":{"apiUrl":"http://127.0.0.1:PORT","repo":"OWNER/NAME","gitDir":"/abs/path"}}
+//! ```
+//!
+//! and runs until SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 error, 2 usage.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use integration::github::FakeGitHub;
+use rings::model::{ForgeSettings, GitLocation};
+
+const USAGE: &str = "usage: ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N]";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    config: Option<PathBuf>,
+    github_repo: Option<String>,
+    github_token: Option<String>,
+    port: u16,
+}
+
+/// Why the simulator stopped before serving.
+#[derive(Debug)]
+enum Failure {
+    /// Bad invocation or a setup the simulator cannot serve: exit 2.
+    Usage(String),
+    /// `ringmaster.yaml` does not load: its diagnostics, one per line (exit 1).
+    Config(String),
+    /// Anything else: exit 1.
+    Error(String),
+}
+
+/// `Ok(None)` for `--help`.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut out = Args::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--config" => out.config = Some(PathBuf::from(value("--config")?)),
+            "--github-repo" => out.github_repo = Some(value("--github-repo")?),
+            "--github-token" => out.github_token = Some(value("--github-token")?),
+            "--port" => {
+                let v = value("--port")?;
+                out.port = v
+                    .parse()
+                    .map_err(|_| format!("--port: {v:?} is not a port number"))?;
+            }
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if out.config.is_none() {
+        return Err("--config is required".to_string());
+    }
+    Ok(Some(out))
+}
+
+/// `OWNER/NAME` into its parts.
+fn split_repo(s: &str) -> Option<(String, String)> {
+    let (owner, name) = s.split_once('/')?;
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    (ok(owner) && ok(name)).then(|| (owner.to_string(), name.to_string()))
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
+    let config = args
+        .config
+        .ok_or_else(|| Failure::Usage("--config is required".to_string()))?;
+    let settings = rings::load::load_settings(&config).map_err(|d| {
+        let lines: Vec<String> = d.sorted().iter().map(|x| x.to_string()).collect();
+        Failure::Config(lines.join("\n"))
+    })?;
+
+    let (owner, name) = match (&args.github_repo, &settings.forge) {
+        (Some(r), _) => split_repo(r)
+            .ok_or_else(|| Failure::Usage(format!("--github-repo {r:?}: expected OWNER/NAME")))?,
+        (None, ForgeSettings::GitHub(g)) => (g.owner.clone(), g.repo.clone()),
+        (None, ForgeSettings::Local) => {
+            return Err(Failure::Usage(format!(
+                "{}: forge is local, so there is no GitHub repository to serve; pass --github-repo OWNER/NAME or set forge.github",
+                config.display()
+            )));
+        }
+    };
+
+    let git_dir = match &settings.gitops.location {
+        GitLocation::Local(p) => p.clone(),
+        GitLocation::Remote(url) => {
+            return Err(Failure::Usage(format!(
+                "{}: gitops.url {url:?} is remote; the simulator serves a local repository (a path or file:// URL)",
+                config.display()
+            )));
+        }
+    };
+    let git_dir = std::fs::canonicalize(&git_dir)
+        .map_err(|e| Failure::Error(format!("gitops.url {}: {e}", settings.gitops.url)))?;
+    if let Err(e) = git2::Repository::open(&git_dir) {
+        return Err(Failure::Error(format!(
+            "gitops.url {}: not a git repository: {}",
+            git_dir.display(),
+            e.message()
+        )));
+    }
+
+    let github = FakeGitHub::start_on_port(args.port)
+        .await
+        .map_err(|e| Failure::Error(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+    github.add_repo(&owner, &name, &git_dir, &settings.gitops.branch);
+    github.require_token(args.github_token);
+
+    let ready = serde_json::json!({
+        "github": {
+            "apiUrl": github.api_url(),
+            "repo": format!("{owner}/{name}"),
+            "gitDir": git_dir.display().to_string(),
+        }
+    });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{ready}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Error(format!("cannot write to stdout: {e}")))?;
+    drop(stdout);
+
+    let waited = wait_for_signal().await;
+    github.shutdown().await;
+    waited.map_err(|e| Failure::Error(format!("cannot wait for signals: {e}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Config(diagnostics)) => {
+            eprintln!("{diagnostics}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Error(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
