@@ -25,21 +25,47 @@ async fn main() {
     let remote = cfg.parent().unwrap().join("remote.git");
     let repo = git2::Repository::init_bare(&remote).unwrap();
     let source = git2::Repository::open(cfg.parent().unwrap().join("gitops")).unwrap();
-    let main = source.find_commit(source.refname_to_id("refs/heads/main").unwrap()).unwrap();
+    let main = source
+        .find_commit(source.refname_to_id("refs/heads/main").unwrap())
+        .unwrap();
     drop(repo);
     let mut remote_handle = source.remote_anonymous(remote.to_str().unwrap()).unwrap();
     // A ring branch with one commit on main, as the engine would push it.
     let sig = git2::Signature::now("ringmaster", "r@example.invalid").unwrap();
-    let branch_commit = source.commit(None, &sig, &sig, "ring step", &main.tree().unwrap(), &[&main]).unwrap();
-    source.reference("refs/heads/ringmaster/k8s-1.33/prod-canary/1", branch_commit, true, "bench").unwrap();
+    let branch_commit = source
+        .commit(
+            None,
+            &sig,
+            &sig,
+            "ring step",
+            &main.tree().unwrap(),
+            &[&main],
+        )
+        .unwrap();
+    source
+        .reference(
+            "refs/heads/ringmaster/k8s-1.33/prod-canary/1",
+            branch_commit,
+            true,
+            "bench",
+        )
+        .unwrap();
     remote_handle
         .push(&["refs/heads/main:refs/heads/main", "refs/heads/ringmaster/k8s-1.33/prod-canary/1:refs/heads/ringmaster/k8s-1.33/prod-canary/1"], None)
         .unwrap();
 
     let fake = FakeGitHub::start().await.unwrap();
     fake.add_repo("acme", "gitops", &remote, "main");
-    let crab = octocrab::Octocrab::builder().base_uri(fake.api_url()).unwrap().personal_token("t".to_owned()).build().unwrap();
-    let policy = RetryPolicy { mutation_gap: Duration::ZERO, ..RetryPolicy::default() };
+    let crab = octocrab::Octocrab::builder()
+        .base_uri(fake.api_url())
+        .unwrap()
+        .personal_token("t".to_owned())
+        .build()
+        .unwrap();
+    let policy = RetryPolicy {
+        mutation_gap: Duration::ZERO,
+        ..RetryPolicy::default()
+    };
     let forge = GitHubForge::new(crab, "acme", "gitops", MergeMethod::Merge, policy);
 
     fake.reset_requests();
@@ -66,13 +92,23 @@ async fn main() {
     let not_modified = polls.iter().filter(|r| r.status == 304).count();
 
     println!("GitHub quota, counted at the fake GitHub:");
-    println!("  open one ring PR: {open_calls} REST calls (target <= {TARGET_OPEN_CALLS}; {:.2}x the target)", open_calls as f64 / TARGET_OPEN_CALLS as f64);
+    println!(
+        "  open one ring PR: {open_calls} REST calls (target <= {TARGET_OPEN_CALLS}; {:.2}x the target)",
+        open_calls as f64 / TARGET_OPEN_CALLS as f64
+    );
     println!(
         "  poll a quiet PR for an hour ({POLLS_PER_HOUR} polls, {} requests): {counted} counted against the rate limit (target 0), {not_modified} answered 304",
         polls.len()
     );
     let ok = open_calls <= TARGET_OPEN_CALLS && counted == 0;
-    println!("  {}", if ok { "all targets met" } else { "TARGET MISSED" });
+    println!(
+        "  {}",
+        if ok {
+            "all targets met"
+        } else {
+            "TARGET MISSED"
+        }
+    );
     fake.shutdown().await;
     if !ok {
         std::process::exit(1);

@@ -89,7 +89,7 @@ pub(crate) fn user(api: &str, login: &str) -> Value {
 }
 
 /// The account owning a repository.
-fn owner(api: &str, login: &str) -> Value {
+pub(crate) fn owner(api: &str, login: &str) -> Value {
     account(api, login, "Organization")
 }
 

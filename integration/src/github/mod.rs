@@ -23,7 +23,10 @@
 //!
 //! Every token is accepted unless [`FakeGitHub::require_token`] says otherwise; the token's user
 //! is `ringmaster-bot`, who opens the pull requests created through the API.
+//! [`FakeGitHub::enable_app`] adds GitHub App authentication: JWT-authenticated App endpoints
+//! and installation tokens that expire.
 
+mod app;
 mod git;
 mod json;
 mod model;
@@ -184,6 +187,32 @@ impl FakeGitHub {
     /// else answers 401.
     pub fn require_token(&self, token: Option<String>) {
         self.shared.lock().token = token;
+    }
+
+    /// Registers a GitHub App with one installation (`installation_id`) on every repository.
+    /// `GET /repos/{owner}/{repo}/installation` and `POST /app/installations/{id}/access_tokens`
+    /// then take only `Authorization: Bearer <JWT>` signed RS256 by the key matching
+    /// `public_key_pem`, with `iss` = `app_id` (a number or a string) and `exp` in the future,
+    /// and answer anything else 401 "A JSON web token could not be decoded". Each access token
+    /// (`ghs_...`) lasts `token_lifetime` and is then answered 401 "Bad credentials", whatever
+    /// [`FakeGitHub::require_token`] says. Enabling again replaces the App and forgets its
+    /// tokens. Panics if `public_key_pem` is not an RSA public key in PEM.
+    pub fn enable_app(
+        &self,
+        app_id: u64,
+        public_key_pem: &str,
+        installation_id: u64,
+        token_lifetime: Duration,
+    ) {
+        match app::App::new(app_id, public_key_pem, installation_id, token_lifetime) {
+            Ok(app) => self.shared.lock().app = Some(app),
+            Err(e) => panic!("fake GitHub: {e}"),
+        }
+    }
+
+    /// Installation access tokens issued since [`FakeGitHub::enable_app`] (0 without an App).
+    pub fn issued_tokens(&self) -> usize {
+        self.shared.lock().app.as_ref().map_or(0, |a| a.issued)
     }
 
     /// Every request so far, in arrival order.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::app::App;
 use super::git::{self, MergeError, MergeMethod, MergeSpec};
 use super::{Fault, RecordedRequest};
 
@@ -62,6 +63,8 @@ pub(crate) struct World {
     /// Requests served since the start (the `x-github-request-id` sequence).
     pub served: u64,
     pub rate: RateWindow,
+    /// The GitHub App, once [`super::FakeGitHub::enable_app`] registered one.
+    pub app: Option<App>,
 }
 
 impl World {
@@ -80,6 +83,7 @@ impl World {
                 used: 0,
                 reset: now.timestamp() + RATE_WINDOW_SECS,
             },
+            app: None,
         }
     }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::app;
 use super::model::World;
 use super::routes::{self, ApiRequest, Reply, Verb};
 use super::{Fault, RecordedRequest};
@@ -78,6 +79,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .lock()
         .serve(&req, &meta, delay.is_some(), Utc::now());
     finished.into_response()
+}
+
+/// The token of `token T` / `Bearer T`.
+fn credential(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("token ")
+        .or_else(|| authorization.strip_prefix("Bearer "))
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 fn header(parts: &Parts, name: &str) -> Option<String> {
@@ -271,18 +281,36 @@ impl World {
         )
     }
 
+    /// `None` when the request may proceed, else the 401 message. With an App enabled, its
+    /// endpoints take only the App's JWT, and installation tokens (`ghs_...`) are good until
+    /// they expire whatever [`World::token`] says; anything else goes to [`World::check_token`].
+    fn check_auth(
+        &self,
+        req: &ApiRequest,
+        authorization: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<&'static str> {
+        if let Some(app) = &self.app {
+            if routes::is_app_route(&req.segments) {
+                return app.verify_jwt(authorization, now).err();
+            }
+            if let Some(token) = authorization
+                .and_then(credential)
+                .filter(|t| t.starts_with(app::INSTALLATION_TOKEN_PREFIX))
+            {
+                return (!app.token_valid(token, now)).then_some(app::BAD_CREDENTIALS);
+            }
+        }
+        self.check_token(authorization)
+    }
+
     /// `None` when the request may proceed, else the 401 message.
     fn check_token(&self, authorization: Option<&str>) -> Option<&'static str> {
         let expected = self.token.as_deref()?;
         let Some(value) = authorization else {
             return Some("Requires authentication");
         };
-        let given = value
-            .strip_prefix("token ")
-            .or_else(|| value.strip_prefix("Bearer "))
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim);
-        if given == Some(expected) {
+        if credential(value) == Some(expected) {
             None
         } else {
             Some("Bad credentials")
@@ -309,7 +337,7 @@ impl World {
         let reply = if let Some((reply, ex)) = failing {
             exhausted = ex;
             reply
-        } else if let Some(message) = self.check_token(meta.authorization.as_deref()) {
+        } else if let Some(message) = self.check_auth(req, meta.authorization.as_deref(), now) {
             Reply::error(StatusCode::UNAUTHORIZED, message)
         } else if self.rate.remaining() == 0 && !free {
             exhausted = Some(Exhausted {
@@ -394,8 +422,11 @@ impl World {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::github::app::tests::{bearer, key_pair};
+    use crate::github::app::{App, JWT_REJECTED};
 
     #[test]
     fn percent_decoding_keeps_malformed_escapes() {
@@ -413,5 +444,138 @@ mod tests {
         assert!(etag_matches("\"x\", \"abc\"", e));
         assert!(etag_matches("*", e));
         assert!(!etag_matches("\"abd\"", e));
+    }
+
+    fn request(verb: Verb, path: &str) -> ApiRequest {
+        let method = match verb {
+            Verb::Post => "POST",
+            _ => "GET",
+        };
+        ApiRequest {
+            verb,
+            method: method.to_string(),
+            path: path.to_string(),
+            segments: path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            raw_query: None,
+            query: BTreeMap::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Status and `message` of one request through the whole pipeline.
+    fn send(
+        world: &mut World,
+        verb: Verb,
+        path: &str,
+        auth: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> (u16, serde_json::Value) {
+        let meta = Meta {
+            authorization: auth.map(str::to_string),
+            if_none_match: None,
+        };
+        let done = world.serve(&request(verb, path), &meta, false, now);
+        let body = serde_json::from_slice(&done.body).unwrap_or(serde_json::Value::Null);
+        (done.status.as_u16(), body)
+    }
+
+    #[test]
+    fn app_endpoints_take_only_a_valid_jwt_and_tokens_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = key_pair(dir.path(), "app");
+        let (other, _) = key_pair(dir.path(), "other");
+        let now = Utc::now();
+        let mut world = World::new("http://127.0.0.1:1".into(), now);
+        world.app = Some(App::new(42, &public, 7, Duration::from_secs(60)).unwrap());
+        let t = now.timestamp();
+        let good = bearer(
+            &private,
+            &json!({ "iss": 42, "iat": t - 60, "exp": t + 540 }),
+        );
+        let expired = bearer(
+            &private,
+            &json!({ "iss": 42, "iat": t - 700, "exp": t - 100 }),
+        );
+        let forged = bearer(&other, &json!({ "iss": 42, "iat": t - 60, "exp": t + 540 }));
+        let tokens = "/app/installations/7/access_tokens";
+
+        for auth in [
+            None,
+            Some("Bearer"),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+        ] {
+            for (verb, path) in [
+                (Verb::Post, tokens),
+                (Verb::Get, "/repos/acme/gitops/installation"),
+            ] {
+                let (status, body) = send(&mut world, verb, path, auth, now);
+                assert_eq!(status, 401, "{path} with {auth:?}");
+                assert_eq!(body["message"], JWT_REJECTED, "{path} with {auth:?}");
+            }
+        }
+        assert_eq!(world.app.as_ref().unwrap().issued, 0);
+
+        let (status, _) = send(
+            &mut world,
+            Verb::Post,
+            "/app/installations/8/access_tokens",
+            Some(&good),
+            now,
+        );
+        assert_eq!(status, 404, "another installation");
+        let (status, body) = send(&mut world, Verb::Post, tokens, Some(&good), now);
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        assert!(token.starts_with("ghs_"), "{token}");
+        assert_eq!(body["repository_selection"], "all");
+        let expires = DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
+        assert_eq!(expires.timestamp(), t + 60);
+
+        // An installation token is not a JWT.
+        let as_bearer = format!("Bearer {token}");
+        let (status, _) = send(&mut world, Verb::Post, tokens, Some(&as_bearer), now);
+        assert_eq!(status, 401);
+
+        // Good until it expires, whatever `require_token` says; then, and unknown, 401.
+        world.token = Some("pat".into());
+        let as_token = format!("token {token}");
+        let later = now + chrono::TimeDelta::seconds(59);
+        assert_eq!(
+            send(&mut world, Verb::Get, "/user", Some(&as_token), later).0,
+            200
+        );
+        assert_eq!(
+            send(&mut world, Verb::Get, "/user", Some("token pat"), later).0,
+            200
+        );
+        let expired_at = now + chrono::TimeDelta::seconds(60);
+        for (auth, when) in [(as_token.as_str(), expired_at), ("token ghs_unknown", now)] {
+            let (status, body) = send(&mut world, Verb::Get, "/user", Some(auth), when);
+            assert_eq!(
+                (status, body["message"].as_str()),
+                (401, Some("Bad credentials"))
+            );
+        }
+        world.token = None;
+        assert_eq!(
+            send(&mut world, Verb::Get, "/user", Some(&as_token), expired_at).0,
+            401
+        );
+        assert_eq!(
+            send(
+                &mut world,
+                Verb::Get,
+                "/user",
+                Some("token anything"),
+                expired_at
+            )
+            .0,
+            200
+        );
     }
 }

@@ -275,11 +275,20 @@ impl GitHubForge {
             };
             let response = match sent {
                 Ok(r) => r,
-                Err(e) => {
-                    last_error = e.to_string();
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    continue;
-                }
+                Err(e) => match octocrab_error(&format!("{method} {path}"), &e) {
+                    // e.g. a refused installation token: retrying cannot help.
+                    permanent @ ForgeError::Permanent(_) => return Err(permanent),
+                    ForgeError::RateLimited { retry_after }
+                        if retry_after > self.policy.max_inline_wait =>
+                    {
+                        return Err(ForgeError::RateLimited { retry_after });
+                    }
+                    other => {
+                        last_error = other.to_string();
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                },
             };
             let status = response.status();
             let head = response.headers().clone();
@@ -386,6 +395,36 @@ impl GitHubForge {
             .filter(|p| p["head"]["ref"].as_str() == Some(branch))
             .max_by_key(|p| (p["state"].as_str() == Some("open"), p["number"].as_u64()));
         Ok(pick.and_then(|p| p["number"].as_u64()))
+    }
+}
+
+/// Classify an error octocrab returned before ringmaster saw a response: GitHub's own answers
+/// (a refused installation token, a JWT GitHub cannot decode) are permanent with GitHub's
+/// message; transport failures and 5xx are transient.
+fn octocrab_error(context: &str, e: &octocrab::Error) -> ForgeError {
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            let status = source.status_code;
+            let mut text = format!("{context}: GitHub answered {status}: {}", source.message);
+            if source.message.contains("JSON web token") {
+                text.push_str(" (GitHub App authentication failed: check forge.github.app appId, privateKeyFile and installationId)");
+            }
+            if status.is_server_error() {
+                ForgeError::Transient(text)
+            } else if let Some(wait) = source.headers.as_ref().and_then(|h| {
+                rate_limit_wait(
+                    status,
+                    h,
+                    &json!({ "message": source.message }),
+                    Duration::from_secs(60),
+                )
+            }) {
+                ForgeError::RateLimited { retry_after: wait }
+            } else {
+                ForgeError::Permanent(text)
+            }
+        }
+        other => ForgeError::Transient(format!("{context}: {other}")),
     }
 }
 

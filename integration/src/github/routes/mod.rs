@@ -3,6 +3,7 @@
 //! Branch names contain slashes (`ringmaster/r/ring/1`), so paths are matched as slices rather
 //! than with a router's templates; a known path with the wrong verb answers 404, as on GitHub.
 
+mod app;
 mod issues;
 mod pulls;
 mod repos;
@@ -15,6 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::model::World;
+
+pub(crate) use app::is_app_route;
 
 /// GitHub's documentation link in error bodies.
 pub(crate) const DOCS_URL: &str = "https://docs.github.com/rest";
@@ -207,6 +210,12 @@ pub(crate) fn dispatch(world: &mut World, req: &ApiRequest, now: DateTime<Utc>) 
     match (req.verb, segments.as_slice()) {
         (Verb::Get, ["rate_limit"]) => repos::rate_limit(world),
         (Verb::Get, ["user"]) => repos::authenticated_user(world),
+        (Verb::Post, ["app", "installations", id, "access_tokens"]) => {
+            app::access_token(world, req, id, now)
+        }
+        (Verb::Get, ["repos", owner, name, "installation"]) => {
+            app::repo_installation(world, owner, name)
+        }
         (_, ["repos", owner, name, rest @ ..]) => match world.ctx(owner, name, now) {
             Some(mut ctx) => repo_route(&mut ctx, req, rest),
             None => Reply::not_found(),
