@@ -5,5 +5,6 @@
 //! clock: every function takes the instant it reasons about.
 
 pub mod plan;
+pub mod soak;
 pub mod versions;
 pub mod window;
