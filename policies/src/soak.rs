@@ -163,8 +163,7 @@ fn covered(
     }
     let ends_on_pass = samples
         .iter()
-        .filter(|s| s.at <= end + interval)
-        .last()
+        .rfind(|s| s.at <= end + interval)
         .is_some_and(|s| s.outcome == Outcome::Pass);
     ends_on_pass && end - last <= max_gap
 }

@@ -68,11 +68,25 @@ fn a_soak_passes_only_when_it_is_over_and_covered() {
     samples.extend(passing(&g, "b", 1, 30));
     let soak = TimeDelta::minutes(30);
     assert!(matches!(
-        evaluate(t(0), soak, &[g.clone()], &clusters, &samples, t(20)),
+        evaluate(
+            t(0),
+            soak,
+            std::slice::from_ref(&g),
+            &clusters,
+            &samples,
+            t(20)
+        ),
         Verdict::Soaking { .. }
     ));
     assert_eq!(
-        evaluate(t(0), soak, &[g.clone()], &clusters, &samples, t(30)),
+        evaluate(
+            t(0),
+            soak,
+            std::slice::from_ref(&g),
+            &clusters,
+            &samples,
+            t(30)
+        ),
         Verdict::Passed
     );
     // Cluster b was never sampled after minute 10: the soak is not covered for it.
@@ -102,7 +116,7 @@ fn consecutive_failures_up_to_the_limit_halt() {
         evaluate(
             t(0),
             TimeDelta::minutes(30),
-            &[g.clone()],
+            std::slice::from_ref(&g),
             &clusters,
             &samples,
             t(10)
@@ -151,7 +165,7 @@ fn inconclusive_is_never_a_pass() {
         evaluate(
             t(0),
             TimeDelta::minutes(30),
-            &[g.clone()],
+            std::slice::from_ref(&g),
             &clusters,
             &samples,
             t(31)
