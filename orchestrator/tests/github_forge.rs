@@ -9,8 +9,7 @@ use chrono::Utc;
 use integration::github::{FakeGitHub, Fault};
 use orchestrator::forge::github::{GitHubForge, RetryPolicy};
 use orchestrator::forge::{Checks, Forge, ForgeError, OpenPr, PrLifecycle, labels};
-use orchestrator::gitops::mirror::Mirror;
-use orchestrator::gitops::{GitOps, MirrorGitOps, StepRequest};
+use orchestrator::gitops::{GitOps, StepRequest};
 use rings::model::MergeMethod;
 
 const REPO: &str = "acme/gitops";
@@ -28,8 +27,10 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
+mod support;
+
 struct Setup {
-    _tmp: tempfile::TempDir,
+    _ex: support::Example,
     remote: PathBuf,
     fake: FakeGitHub,
 }
@@ -37,38 +38,10 @@ struct Setup {
 /// The example fleet with a bare remote, a pushed ring branch, and the fake serving it.
 async fn setup() -> (Setup, String, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
-    let dir = cfg.parent().unwrap().to_path_buf();
-    let remote = dir.join("remote.git");
-    git2::build::RepoBuilder::new()
-        .bare(true)
-        .clone(dir.join("gitops").to_str().unwrap(), &remote)
-        .unwrap();
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("url: ./gitops", "url: ./remote.git");
-    std::fs::write(&cfg, text).unwrap();
-    let settings = rings::load::load_settings(&cfg).unwrap();
-    let mirror = Mirror::open(
-        &settings.data_dir,
-        &settings.gitops.location,
-        settings.gitops.auth.clone(),
-    )
-    .unwrap();
-    let mut engine = MirrorGitOps::new(mirror, "main", settings.author.clone());
-    engine.refresh().unwrap();
-    let config = rings::load::load_with(&cfg, &mut |g| {
-        rings::load::read_registry_ref(
-            engine.mirror().repo(),
-            "refs/remotes/origin/main",
-            &g.branch,
-            &g.registry,
-            "x",
-        )
-    })
-    .unwrap()
-    .config;
+    let ex = support::Example::with_bare_remote();
+    let cfg = ex.config_path();
+    let mut engine = support::engine(&cfg);
+    let (_, config) = support::load(&mut engine, &cfg);
     let req = StepRequest {
         config: &config,
         release: config.release("k8s-1.33").unwrap(),
@@ -79,11 +52,11 @@ async fn setup() -> (Setup, String, String) {
     let (_, step) = engine.publish(&req, None).unwrap();
     let step = step.unwrap();
     let fake = FakeGitHub::start().await.unwrap();
-    fake.add_repo("acme", "gitops", &remote, "main");
+    fake.add_repo("acme", "gitops", &ex.remote, "main");
     (
         Setup {
-            _tmp: tmp,
-            remote,
+            remote: ex.remote.clone(),
+            _ex: ex,
             fake,
         },
         step.branch,

@@ -6,73 +6,36 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use git2::{Oid, Repository, Signature};
-use orchestrator::gitops::mirror::{Mirror, MirrorError};
+use orchestrator::gitops::mirror::MirrorError;
 use orchestrator::gitops::{GitOps, GitOpsError, MirrorGitOps, Publication, StepRequest};
 use rings::Config;
 
+mod support;
+
 struct Setup {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    ex: support::Example,
     remote: PathBuf,
 }
 
 /// The example fleet with its GitOps repository turned into a bare remote (`remote.git`).
 fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
-    let dir = cfg.parent().unwrap().to_path_buf();
-    let remote = dir.join("remote.git");
-    git2::build::RepoBuilder::new()
-        .bare(true)
-        .clone(dir.join("gitops").to_str().unwrap(), &remote)
-        .unwrap();
-    let settings = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("url: ./gitops", "url: ./remote.git");
-    std::fs::write(&cfg, settings).unwrap();
-    Setup {
-        _tmp: tmp,
-        dir,
-        remote,
-    }
+    let ex = support::Example::with_bare_remote();
+    let remote = ex.remote.clone();
+    Setup { ex, remote }
 }
 
 impl Setup {
     fn config_path(&self) -> PathBuf {
-        self.dir.join("ringmaster.yaml")
+        self.ex.config_path()
     }
 
     fn engine(&self) -> MirrorGitOps {
-        let settings = rings::load::load_settings(&self.config_path()).unwrap();
-        let mirror = Mirror::open(
-            &settings.data_dir,
-            &settings.gitops.location,
-            settings.gitops.auth.clone(),
-        )
-        .unwrap();
-        MirrorGitOps::new(
-            mirror,
-            "main",
-            ("ringmaster".into(), "ringmaster@example.invalid".into()),
-        )
+        support::engine(&self.config_path())
     }
 
     /// Fetch and load the configuration with the registry read from the mirror.
     fn load(&self, engine: &mut MirrorGitOps) -> (Oid, Config) {
-        let base = engine.refresh().unwrap();
-        let repo = engine.mirror().repo();
-        let loaded = rings::load::load_with(&self.config_path(), &mut |g| {
-            rings::load::read_registry_ref(
-                repo,
-                "refs/remotes/origin/main",
-                &g.branch,
-                &g.registry,
-                "remote",
-            )
-        })
-        .unwrap();
-        assert_eq!(loaded.config.fleet.commit, base.to_string());
-        (base, loaded.config)
+        support::load(engine, &self.config_path())
     }
 
     fn remote_repo(&self) -> Repository {
@@ -393,7 +356,7 @@ fn nothing_to_change_means_no_commit_and_no_branch() {
 }
 
 fn add_edit_rules(s: &Setup, rules: &str) {
-    let path = s.dir.join("rings.yaml");
+    let path = s.ex.dir.join("rings.yaml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(rules);
     std::fs::write(path, text).unwrap();

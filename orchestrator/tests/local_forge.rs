@@ -8,8 +8,10 @@ use git2::Repository;
 use orchestrator::forge::local::LocalForge;
 use orchestrator::forge::{Forge, ForgeError, OpenPr, PrLifecycle, labels};
 use orchestrator::gitops::mirror::Mirror;
-use orchestrator::gitops::{GitOps, MirrorGitOps, Publication, StepRequest};
+use orchestrator::gitops::{GitOps, Publication, StepRequest};
 use state::Store;
+
+mod support;
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -18,51 +20,19 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
-    let dir = cfg.parent().unwrap().to_path_buf();
-    let remote = dir.join("remote.git");
-    git2::build::RepoBuilder::new()
-        .bare(true)
-        .clone(dir.join("gitops").to_str().unwrap(), &remote)
-        .unwrap();
-    let settings = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("url: ./gitops", "url: ./remote.git");
-    std::fs::write(&cfg, settings).unwrap();
+    let ex = support::Example::with_bare_remote();
     Setup {
-        _tmp: tmp,
-        dir,
-        remote,
+        _tmp: ex.tmp,
+        dir: ex.dir,
+        remote: ex.remote,
     }
 }
 
 /// Push the branch of a ring step; returns (branch, head).
 fn push_step(s: &Setup, release: &str, ring: &str) -> (String, String) {
-    let settings = rings::load::load_settings(&s.dir.join("ringmaster.yaml")).unwrap();
-    let mirror = Mirror::open(
-        &settings.data_dir,
-        &settings.gitops.location,
-        settings.gitops.auth.clone(),
-    )
-    .unwrap();
-    let mut engine = MirrorGitOps::new(
-        mirror,
-        "main",
-        ("ringmaster".into(), "r@example.invalid".into()),
-    );
-    engine.refresh().unwrap();
-    let loaded = rings::load::load_with(&s.dir.join("ringmaster.yaml"), &mut |g| {
-        rings::load::read_registry_ref(
-            engine.mirror().repo(),
-            "refs/remotes/origin/main",
-            &g.branch,
-            &g.registry,
-            "remote",
-        )
-    })
-    .unwrap();
-    let config = loaded.config;
+    let cfg = s.dir.join("ringmaster.yaml");
+    let mut engine = support::engine(&cfg);
+    let (_, config) = support::load(&mut engine, &cfg);
     let req = StepRequest {
         config: &config,
         release: config.release(release).unwrap(),
