@@ -1,9 +1,12 @@
 //! # policies — when and whether
 //!
-//! Pure rules over the [`rings`] model: version rules (semver, one Kubernetes minor per step,
-//! skew), windows and freezes (cron across DST), and the plan with its forecast. No I/O, no
-//! clock: every function takes the instant it reasons about.
+//! Rules over the [`rings`] model: version rules (semver, one Kubernetes minor per step, skew),
+//! windows and freezes (cron across DST), the plan with its forecast, and the soak verdict — all
+//! pure: no I/O, no clock, every function takes the instant it reasons about. The one exception
+//! is [`gates`], the gate evaluators (Prometheus, HTTP, command), which do the network and
+//! process I/O of a sample and return an outcome for the pure [`soak`] logic.
 
+pub mod gates;
 pub mod plan;
 pub mod soak;
 pub mod versions;
