@@ -68,6 +68,7 @@ impl Sim {
         self.wait().await
     }
 
+    /// Bounded poll for the process to exit (10 s), checking every 50 ms.
     async fn wait(&mut self) -> ExitStatus {
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -182,7 +182,9 @@ async fn the_installation_token_is_used_and_replaced_before_it_expires() {
         let pr = s.fake.pull(&format!("{OWNER}/{NAME}"), n).unwrap();
         assert_eq!(pr.requested_reviewers, ["alice"]);
 
-        // Now the token has less than octocrab's margin left (but has not expired).
+        // Now the token has less than octocrab's margin left (but has not expired). octocrab's
+        // token cache reads the wall clock and offers no clock to inject, so this test waits:
+        // 7 s against a 35 s token and a 30 s margin leaves 5 s of slack either way.
         tokio::time::sleep(Duration::from_secs(7)).await;
         let again = forge.status(n).await.unwrap();
         assert_eq!(again.head_sha, s.head);
