@@ -293,3 +293,20 @@ async fn bad_credentials_are_permanent() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn the_forge_never_shows_its_token_in_debug_output() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let crab = octocrab::Octocrab::builder()
+        .base_uri("http://127.0.0.1:1")
+        .unwrap()
+        .personal_token("ghp_secretSecretSecret".to_owned())
+        .build()
+        .unwrap();
+    let f = GitHubForge::new(crab, "acme", "gitops", MergeMethod::Merge, fast_policy());
+    let shown = format!("{f:?}");
+    assert!(
+        shown.contains("acme") && !shown.contains("ghp_secret"),
+        "{shown}"
+    );
+}

@@ -71,7 +71,6 @@ pub struct RateLimit {
 }
 
 /// The GitHub forge.
-#[derive(Debug)]
 pub struct GitHubForge {
     crab: Octocrab,
     owner: String,
@@ -81,6 +80,19 @@ pub struct GitHubForge {
     etags: Mutex<HashMap<String, (HeaderValue, Value)>>,
     last_mutation: Mutex<Option<Instant>>,
     rate: Mutex<RateLimit>,
+}
+
+// Written by hand: the octocrab client's own `Debug` shows its auth state (an App's key material
+// included), which must never reach a log line.
+impl std::fmt::Debug for GitHubForge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubForge")
+            .field("owner", &self.owner)
+            .field("repo", &self.repo)
+            .field("merge_method", &self.merge_method)
+            .field("rate", &self.rate_limit())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Is `url` https, or http on a loopback address? (octocrab sends the token on every request.)
