@@ -9,6 +9,7 @@ use crate::soak::Outcome;
 
 pub mod command;
 pub mod http;
+pub mod kube;
 pub mod prometheus;
 
 /// One evaluation result.

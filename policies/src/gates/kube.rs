@@ -1,0 +1,343 @@
+//! Kubernetes gates and convergence through the kube client (DESIGN §6): nodes Ready, workloads
+//! available, pods healthy, and whether a cluster runs what its ring step promised. Every request
+//! has a timeout; an error or timeout is inconclusive, never a pass.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use rings::Version;
+
+use super::Observation;
+use crate::versions::kubelet_skew;
+
+/// Timeout of one Kubernetes API request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many offending objects a failing observation names.
+const NAMED: usize = 5;
+
+/// A client for `context` of the kubeconfig at `path` (or the default kubeconfig:
+/// `$KUBECONFIG`, `~/.kube/config`; in a pod, the in-cluster config). Exec credential plugins
+/// (how EKS and AKS users authenticate) are run by kube as configured.
+pub async fn client_for(path: Option<&Path>, context: &str) -> Result<Client, String> {
+    let options = KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..KubeConfigOptions::default()
+    };
+    let config = match path {
+        Some(p) => {
+            let kubeconfig =
+                Kubeconfig::read_from(p).map_err(|e| format!("kubeconfig {}: {e}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("kubeconfig {} context {context}: {e}", p.display()))?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubeconfig context {context}: {e}"))?,
+    };
+    let mut config = config;
+    config.connect_timeout = Some(REQUEST_TIMEOUT);
+    config.read_timeout = Some(REQUEST_TIMEOUT);
+    Client::try_from(config).map_err(|e| format!("kube client for {context}: {e}"))
+}
+
+async fn bounded<T>(
+    what: &str,
+    fut: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            REQUEST_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `kube.nodesReady`: the ratio of Ready nodes is at least `min_ratio`.
+pub async fn nodes_ready(client: &Client, min_ratio: f64) -> Observation {
+    let nodes = match bounded(
+        "listing nodes",
+        Api::<Node>::all(client.clone()).list(&ListParams::default()),
+    )
+    .await
+    {
+        Ok(l) => l.items,
+        Err(e) => return Observation::inconclusive(e),
+    };
+    if nodes.is_empty() {
+        return Observation::inconclusive("no nodes");
+    }
+    let ready = nodes.iter().filter(|n| node_ready(n)).count();
+    #[allow(clippy::cast_precision_loss)] // node counts are small
+    let ratio = ready as f64 / nodes.len() as f64;
+    let mut observed = format!("{ready}/{} Ready", nodes.len());
+    let not_ready: Vec<String> = nodes
+        .iter()
+        .filter(|n| !node_ready(n))
+        .filter_map(|n| n.metadata.name.clone())
+        .take(NAMED)
+        .collect();
+    if !not_ready.is_empty() {
+        observed.push_str(&format!(" (not ready: {})", not_ready.join(", ")));
+    }
+    if ratio >= min_ratio {
+        Observation::pass(Some(ratio), observed)
+    } else {
+        Observation::fail(Some(ratio), observed)
+    }
+}
+
+fn all_namespaces(namespaces: &[String]) -> bool {
+    namespaces.is_empty() || namespaces.iter().any(|n| n == "*")
+}
+
+/// `kube.workloadsAvailable`: every Deployment, DaemonSet and StatefulSet in `namespaces`
+/// (`*` or empty = all) has all its replicas available.
+pub async fn workloads_available(client: &Client, namespaces: &[String]) -> Observation {
+    let scopes: Vec<Option<&str>> = if all_namespaces(namespaces) {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
+    let mut short = Vec::new();
+    let mut total = 0usize;
+    for ns in scopes {
+        let lp = ListParams::default();
+        let deployments = match ns {
+            Some(n) => Api::<Deployment>::namespaced(client.clone(), n),
+            None => Api::<Deployment>::all(client.clone()),
+        };
+        let daemonsets = match ns {
+            Some(n) => Api::<DaemonSet>::namespaced(client.clone(), n),
+            None => Api::<DaemonSet>::all(client.clone()),
+        };
+        let statefulsets = match ns {
+            Some(n) => Api::<StatefulSet>::namespaced(client.clone(), n),
+            None => Api::<StatefulSet>::all(client.clone()),
+        };
+        let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            format!(
+                "{}/{}",
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or("")
+            )
+        };
+        match bounded("listing deployments", deployments.list(&lp)).await {
+            Ok(l) => {
+                for d in l.items {
+                    total += 1;
+                    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                    let have = d
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.available_replicas)
+                        .unwrap_or(0);
+                    if have < want {
+                        short.push(format!("deployment {} {have}/{want}", name(&d.metadata)));
+                    }
+                }
+            }
+            Err(e) => return Observation::inconclusive(e),
+        }
+        match bounded("listing daemonsets", daemonsets.list(&lp)).await {
+            Ok(l) => {
+                for d in l.items {
+                    total += 1;
+                    let (want, have) = d.status.as_ref().map_or((0, 0), |s| {
+                        (s.desired_number_scheduled, s.number_available.unwrap_or(0))
+                    });
+                    if have < want {
+                        short.push(format!("daemonset {} {have}/{want}", name(&d.metadata)));
+                    }
+                }
+            }
+            Err(e) => return Observation::inconclusive(e),
+        }
+        match bounded("listing statefulsets", statefulsets.list(&lp)).await {
+            Ok(l) => {
+                for s in l.items {
+                    total += 1;
+                    let want = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
+                    let have = s
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.ready_replicas)
+                        .unwrap_or(0);
+                    if have < want {
+                        short.push(format!("statefulset {} {have}/{want}", name(&s.metadata)));
+                    }
+                }
+            }
+            Err(e) => return Observation::inconclusive(e),
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let value = Some(short.len() as f64);
+    if short.is_empty() {
+        Observation::pass(value, format!("{total} workloads available"))
+    } else {
+        let more = short.len().saturating_sub(NAMED);
+        let mut observed = format!(
+            "{} of {total} not available: {}",
+            short.len(),
+            short
+                .iter()
+                .take(NAMED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if more > 0 {
+            observed.push_str(&format!(" and {more} more"));
+        }
+        Observation::fail(value, observed)
+    }
+}
+
+/// Waiting reasons that mean a pod will not get better on its own.
+const BAD_WAITING: [&str; 4] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+];
+
+/// `kube.podsHealthy`: no container waiting in CrashLoopBackOff / ImagePullBackOff, and (with a
+/// baseline) total restarts grew by at most `max_restart_growth`. The value is the restart total.
+pub async fn pods_healthy(
+    client: &Client,
+    namespaces: &[String],
+    max_restart_growth: Option<u32>,
+    baseline_restarts: Option<f64>,
+) -> Observation {
+    let scopes: Vec<Option<&str>> = if all_namespaces(namespaces) {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
+    let mut bad = Vec::new();
+    let mut restarts: i64 = 0;
+    for ns in scopes {
+        let api = match ns {
+            Some(n) => Api::<Pod>::namespaced(client.clone(), n),
+            None => Api::<Pod>::all(client.clone()),
+        };
+        let pods = match bounded("listing pods", api.list(&ListParams::default())).await {
+            Ok(l) => l.items,
+            Err(e) => return Observation::inconclusive(e),
+        };
+        for p in pods {
+            for cs in p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                restarts += i64::from(cs.restart_count);
+                let reason = cs
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref());
+                if let Some(r) = reason.filter(|r| BAD_WAITING.contains(r)) {
+                    bad.push(format!(
+                        "{}/{} {r}",
+                        p.metadata.namespace.as_deref().unwrap_or(""),
+                        p.metadata.name.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let value = restarts as f64;
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(NAMED).cloned().collect();
+        return Observation::fail(
+            Some(value),
+            format!("{} unhealthy: {}", bad.len(), shown.join(", ")),
+        );
+    }
+    if let (Some(max), Some(base)) = (max_restart_growth, baseline_restarts)
+        && value - base > f64::from(max)
+    {
+        return Observation::fail(
+            Some(value),
+            format!("restarts grew by {} (max {max})", value - base),
+        );
+    }
+    Observation::pass(Some(value), format!("{restarts} restarts, no crash loops"))
+}
+
+/// The control plane's version, as the cluster reports it (`v1.33.4-eks-1a2b3c`).
+pub async fn control_plane_version(client: &Client) -> Result<Version, String> {
+    let info = bounded("reading /version", client.apiserver_version()).await?;
+    Version::parse(&info.git_version)
+        .map_err(|e| format!("the API server reports {}: {e}", info.git_version))
+}
+
+/// Convergence of a Kubernetes step: the control plane is at the target minor and every
+/// kubelet is within the skew policy (never ahead, at most three minors behind). What is still
+/// behind is named.
+pub async fn kubernetes_converged(client: &Client, target: &Version) -> Observation {
+    let cp = match control_plane_version(client).await {
+        Ok(v) => v,
+        Err(e) => return Observation::inconclusive(e),
+    };
+    if cp.major_minor() != target.major_minor() {
+        return Observation::fail(None, format!("control plane at {cp}, waiting for {target}"));
+    }
+    let nodes = match bounded(
+        "listing nodes",
+        Api::<Node>::all(client.clone()).list(&ListParams::default()),
+    )
+    .await
+    {
+        Ok(l) => l.items,
+        Err(e) => return Observation::inconclusive(e),
+    };
+    let mut off = Vec::new();
+    for n in &nodes {
+        let kubelet = n
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default();
+        let name = n.metadata.name.clone().unwrap_or_default();
+        match Version::parse(&kubelet) {
+            Ok(k) => {
+                if let Err(e) = kubelet_skew(&cp, &k) {
+                    off.push(format!("{name}: {e}"));
+                }
+            }
+            Err(_) => off.push(format!("{name}: kubelet version `{kubelet}` unreadable")),
+        }
+    }
+    if off.is_empty() {
+        Observation::pass(
+            None,
+            format!("control plane {cp}, {} nodes within skew", nodes.len()),
+        )
+    } else {
+        Observation::fail(
+            None,
+            off.into_iter().take(NAMED).collect::<Vec<_>>().join("; "),
+        )
+    }
+}
