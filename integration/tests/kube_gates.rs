@@ -129,3 +129,100 @@ async fn convergence_and_unreachable_clusters() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn any_resource_through_discovery_and_a_json_path() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().unwrap();
+        let cluster = FakeCluster::start().await.unwrap();
+        cluster.add_deployment("kube-system", "coredns", 2, 2, "coredns:v1.11.4");
+        cluster.add_deployment(
+            "kube-system",
+            "metrics-server",
+            1,
+            1,
+            "metrics-server:v0.7.2",
+        );
+        let c = client(&cluster, tmp.path()).await;
+        let check = |path: &str,
+                     equals: Option<&str>,
+                     one_of: Option<Vec<&str>>,
+                     range: Option<&str>| rings::model::ResourceCheck {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("kube-system".into()),
+            name: None,
+            label_selector: Some("app=coredns".into()),
+            json_path: path.into(),
+            equals: equals.map(str::to_owned),
+            one_of: one_of.map(|v| v.into_iter().map(str::to_owned).collect()),
+            semver_range: range.map(str::to_owned),
+        };
+        let o = policies::gates::kube::resource(
+            &c,
+            &check(
+                ".spec.template.spec.containers[0].image",
+                Some("coredns:v1.11.4"),
+                None,
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            (o.outcome, o.observed.as_str()),
+            (Outcome::Pass, "1 Deployment ok")
+        );
+        let o = policies::gates::kube::resource(
+            &c,
+            &check(
+                ".status.availableReplicas",
+                None,
+                Some(vec!["1", "3"]),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            (o.outcome, o.observed.as_str()),
+            (Outcome::Fail, "coredns: 2")
+        );
+        let mut unlabelled = check(".spec.template.spec.containers[0].image", None, None, None);
+        unlabelled.label_selector = Some("app=nothing".into());
+        unlabelled.equals = Some("x".into());
+        assert_eq!(
+            policies::gates::kube::resource(&c, &unlabelled)
+                .await
+                .outcome,
+            Outcome::Inconclusive,
+            "nothing to look at is not a pass"
+        );
+        let mut unknown = check(".x", Some("y"), None, None);
+        unknown.kind = "Application".into();
+        unknown.api_version = "argoproj.io/v1alpha1".into();
+        assert_eq!(
+            policies::gates::kube::resource(&c, &unknown).await.outcome,
+            Outcome::Inconclusive,
+            "a kind the cluster does not serve"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn json_path_subset() {
+    let v = serde_json::json!({"status": {"health": {"status": "Healthy"}}, "spec": {"c": [{"image": "a:1"}, {"image": "b:2"}]}});
+    assert_eq!(
+        policies::gates::kube::json_path(&v, ".status.health.status"),
+        Some(&serde_json::json!("Healthy"))
+    );
+    assert_eq!(
+        policies::gates::kube::json_path(&v, ".spec.c[1].image"),
+        Some(&serde_json::json!("b:2"))
+    );
+    assert_eq!(
+        policies::gates::kube::json_path(&v, ".spec.c[5].image"),
+        None
+    );
+    assert_eq!(policies::gates::kube::json_path(&v, ".missing"), None);
+}

@@ -341,3 +341,115 @@ pub async fn kubernetes_converged(client: &Client, target: &Version) -> Observat
         )
     }
 }
+
+/// Read a value at a JSONPath subset: `.a.b[0].c` (dot keys and list indexes).
+pub fn json_path<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    let mut current = value;
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            current = current.get(key)?;
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            let n: usize = idx.trim_end_matches(']').parse().ok()?;
+            current = current.get(n)?;
+        }
+    }
+    Some(current)
+}
+
+/// `kube.resource`: every object of `apiVersion`/`kind` (found through API discovery, so CRDs
+/// such as Argo CD Applications and Flux Kustomizations work) selected by namespace, name and
+/// label selector has, at `jsonPath`, a value that equals / is in / satisfies the semver range.
+/// No matching object is inconclusive (a gate that cannot see anything never passes).
+pub async fn resource(client: &Client, check: &rings::model::ResourceCheck) -> Observation {
+    let (group, version) = match check.api_version.split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), check.api_version.clone()),
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &check.kind);
+    let (ar, caps) = match bounded(
+        "discovering the resource",
+        kube::discovery::pinned_kind(client, &gvk),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return Observation::inconclusive(e),
+    };
+    let api: Api<kube::api::DynamicObject> = match (&check.namespace, caps.scope) {
+        (Some(ns), kube::discovery::Scope::Namespaced) => {
+            Api::namespaced_with(client.clone(), ns, &ar)
+        }
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    let mut lp = ListParams::default();
+    if let Some(sel) = &check.label_selector {
+        lp = lp.labels(sel);
+    }
+    let objects = match bounded("listing objects", api.list(&lp)).await {
+        Ok(l) => l.items,
+        Err(e) => return Observation::inconclusive(e),
+    };
+    let objects: Vec<_> = objects
+        .into_iter()
+        .filter(|o| {
+            check
+                .name
+                .as_ref()
+                .is_none_or(|n| o.metadata.name.as_ref() == Some(n))
+        })
+        .collect();
+    if objects.is_empty() {
+        return Observation::inconclusive(format!("no {} matches", check.kind));
+    }
+    let range = check
+        .semver_range
+        .as_deref()
+        .and_then(|r| rings::VersionRange::parse(r).ok());
+    let mut bad = Vec::new();
+    for o in &objects {
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let json = match serde_json::to_value(o) {
+            Ok(v) => v,
+            Err(e) => return Observation::inconclusive(format!("{name}: {e}")),
+        };
+        let found = json_path(&json, &check.json_path).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let Some(value) = found else {
+            bad.push(format!("{name}: no {}", check.json_path));
+            continue;
+        };
+        let ok = if let Some(want) = &check.equals {
+            &value == want
+        } else if let Some(set) = &check.one_of {
+            set.contains(&value)
+        } else if let Some(r) = &range {
+            Version::parse(&value).is_ok_and(|v| r.matches(&v))
+        } else {
+            false
+        };
+        if !ok {
+            bad.push(format!("{name}: {value}"));
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let value = Some(bad.len() as f64);
+    if bad.is_empty() {
+        Observation::pass(value, format!("{} {} ok", objects.len(), check.kind))
+    } else {
+        Observation::fail(
+            value,
+            bad.into_iter().take(NAMED).collect::<Vec<_>>().join(", "),
+        )
+    }
+}
