@@ -105,86 +105,83 @@ fn all_namespaces(namespaces: &[String]) -> bool {
     namespaces.is_empty() || namespaces.iter().any(|n| n == "*")
 }
 
-/// `kube.workloadsAvailable`: every Deployment, DaemonSet and StatefulSet in `namespaces`
-/// (`*` or empty = all) has all its replicas available.
-pub async fn workloads_available(client: &Client, namespaces: &[String]) -> Observation {
-    let scopes: Vec<Option<&str>> = if all_namespaces(namespaces) {
+/// The namespaces to list in: `None` = all (`*` or nothing given).
+fn scopes(namespaces: &[String]) -> Vec<Option<&str>> {
+    if all_namespaces(namespaces) {
         vec![None]
     } else {
         namespaces.iter().map(|n| Some(n.as_str())).collect()
+    }
+}
+
+/// List objects of a namespaced kind in one namespace or all, with the request timeout.
+async fn list_in<K>(client: &Client, ns: Option<&str>, what: &str) -> Result<Vec<K>, String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = match ns {
+        Some(n) => Api::<K>::namespaced(client.clone(), n),
+        None => Api::<K>::all(client.clone()),
     };
-    let mut short = Vec::new();
-    let mut total = 0usize;
-    for ns in scopes {
-        let lp = ListParams::default();
-        let deployments = match ns {
-            Some(n) => Api::<Deployment>::namespaced(client.clone(), n),
-            None => Api::<Deployment>::all(client.clone()),
-        };
-        let daemonsets = match ns {
-            Some(n) => Api::<DaemonSet>::namespaced(client.clone(), n),
-            None => Api::<DaemonSet>::all(client.clone()),
-        };
-        let statefulsets = match ns {
-            Some(n) => Api::<StatefulSet>::namespaced(client.clone(), n),
-            None => Api::<StatefulSet>::all(client.clone()),
-        };
-        let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            format!(
-                "{}/{}",
-                m.namespace.as_deref().unwrap_or(""),
-                m.name.as_deref().unwrap_or("")
-            )
-        };
-        match bounded("listing deployments", deployments.list(&lp)).await {
-            Ok(l) => {
-                for d in l.items {
-                    total += 1;
-                    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    let have = d
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.available_replicas)
-                        .unwrap_or(0);
-                    if have < want {
-                        short.push(format!("deployment {} {have}/{want}", name(&d.metadata)));
-                    }
-                }
+    bounded(what, api.list(&ListParams::default()))
+        .await
+        .map(|l| l.items)
+}
+
+fn ns_name(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        m.namespace.as_deref().unwrap_or(""),
+        m.name.as_deref().unwrap_or("")
+    )
+}
+
+/// `kube.workloadsAvailable`: every Deployment, DaemonSet and StatefulSet in `namespaces`
+/// (`*` or empty = all) has all its replicas available.
+pub async fn workloads_available(client: &Client, namespaces: &[String]) -> Observation {
+    // (kind, namespace/name, available, wanted) of every workload.
+    let mut workloads: Vec<(&str, String, i32, i32)> = Vec::new();
+    for ns in scopes(namespaces) {
+        let listed = async {
+            for d in list_in::<Deployment>(client, ns, "listing deployments").await? {
+                let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let have = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                workloads.push(("deployment", ns_name(&d.metadata), have, want));
             }
-            Err(e) => return Observation::inconclusive(e),
-        }
-        match bounded("listing daemonsets", daemonsets.list(&lp)).await {
-            Ok(l) => {
-                for d in l.items {
-                    total += 1;
-                    let (want, have) = d.status.as_ref().map_or((0, 0), |s| {
-                        (s.desired_number_scheduled, s.number_available.unwrap_or(0))
-                    });
-                    if have < want {
-                        short.push(format!("daemonset {} {have}/{want}", name(&d.metadata)));
-                    }
-                }
+            for d in list_in::<DaemonSet>(client, ns, "listing daemonsets").await? {
+                let (want, have) = d.status.as_ref().map_or((0, 0), |s| {
+                    (s.desired_number_scheduled, s.number_available.unwrap_or(0))
+                });
+                workloads.push(("daemonset", ns_name(&d.metadata), have, want));
             }
-            Err(e) => return Observation::inconclusive(e),
-        }
-        match bounded("listing statefulsets", statefulsets.list(&lp)).await {
-            Ok(l) => {
-                for s in l.items {
-                    total += 1;
-                    let want = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
-                    let have = s
-                        .status
-                        .as_ref()
-                        .and_then(|st| st.ready_replicas)
-                        .unwrap_or(0);
-                    if have < want {
-                        short.push(format!("statefulset {} {have}/{want}", name(&s.metadata)));
-                    }
-                }
+            for s in list_in::<StatefulSet>(client, ns, "listing statefulsets").await? {
+                let want = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
+                let have = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.ready_replicas)
+                    .unwrap_or(0);
+                workloads.push(("statefulset", ns_name(&s.metadata), have, want));
             }
-            Err(e) => return Observation::inconclusive(e),
+            Ok::<(), String>(())
+        };
+        if let Err(e) = listed.await {
+            return Observation::inconclusive(e);
         }
     }
+    let total = workloads.len();
+    let short: Vec<String> = workloads
+        .into_iter()
+        .filter(|(_, _, have, want)| have < want)
+        .map(|(kind, name, have, want)| format!("{kind} {name} {have}/{want}"))
+        .collect();
     #[allow(clippy::cast_precision_loss)]
     let value = Some(short.len() as f64);
     if short.is_empty() {
@@ -224,20 +221,11 @@ pub async fn pods_healthy(
     max_restart_growth: Option<u32>,
     baseline_restarts: Option<f64>,
 ) -> Observation {
-    let scopes: Vec<Option<&str>> = if all_namespaces(namespaces) {
-        vec![None]
-    } else {
-        namespaces.iter().map(|n| Some(n.as_str())).collect()
-    };
     let mut bad = Vec::new();
     let mut restarts: i64 = 0;
-    for ns in scopes {
-        let api = match ns {
-            Some(n) => Api::<Pod>::namespaced(client.clone(), n),
-            None => Api::<Pod>::all(client.clone()),
-        };
-        let pods = match bounded("listing pods", api.list(&ListParams::default())).await {
-            Ok(l) => l.items,
+    for ns in scopes(namespaces) {
+        let pods = match list_in::<Pod>(client, ns, "listing pods").await {
+            Ok(p) => p,
             Err(e) => return Observation::inconclusive(e),
         };
         for p in pods {
