@@ -1,8 +1,16 @@
 //! # state — what happened
 //!
-//! The sled-backed store (DESIGN §2, §5). This first part holds what the built-in local forge
-//! needs: pull-request records. Rollouts, ring runs, gate samples and the journal join it with
-//! the daemon (issue 7). Every write is flushed before it is reported done.
+//! The sled-backed store (DESIGN §2, §5): the built-in local forge's pull-request records, and
+//! the daemon's rollouts, ring runs, gate samples and append-only journal ([`rollouts`]).
+//! Every write is flushed before it is reported done; a ring-run transition and its journal
+//! entries are one sled transaction guarded by a revision (compare-and-swap).
+
+pub mod rollouts;
+
+pub use rollouts::{
+    Event, GlobalFreeze, Phase, PrLink, RingRun, Rollout, RolloutState, SampleOutcome,
+    SampleRecord, StepRecord,
+};
 
 use std::path::Path;
 
@@ -121,7 +129,7 @@ pub struct Store {
     path: String,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
     path: &str,
     key: &[u8],
     value: &[u8],
@@ -178,18 +186,18 @@ impl Store {
         Ok(store)
     }
 
-    fn err(&self, e: sled::Error) -> StoreError {
+    pub(crate) fn err(&self, e: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
 
-    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+    pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(|e| self.err(e))
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
