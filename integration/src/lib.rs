@@ -8,3 +8,4 @@
 pub mod fleetgen;
 pub mod github;
 pub mod kube;
+pub mod sim;

@@ -2,33 +2,73 @@
 //!
 //! ```text
 //! ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N]
+//!                [--no-github] [--kubeconfig PATH] [--converge-after D] [--step-delay D]
+//!                [--poll D] [--fault CLUSTER=KIND[@VERSION]]...
 //! ```
 //!
-//! Today it serves the fake GitHub REST API for one repository, backed by the GitOps repository
-//! of `gitops.url` (a local path, bare or not). When ready it prints one JSON line on stdout:
+//! It serves the simulated fleet of the GitOps repository of `gitops.url` (a local path, bare
+//! or not): one fake Kubernetes API server and one metrics endpoint per cluster of the registry
+//! on the base branch, converging when that branch changes (see `integration::sim`), with a
+//! kubeconfig written to `--kubeconfig` (default `./ringmaster-sim.kubeconfig`; not written
+//! when the registry is empty). Unless `--no-github`, it also serves the fake GitHub REST API
+//! for one repository backed by the same git repository. Durations are written like `500ms`,
+//! `5s`, `1m30s`. Fault kinds: `unreachable`, `slow`, `errors`, `crashloop`, `removed-api`;
+//! `@1.34` delays a fault until the cluster has converged to Kubernetes 1.34.
+//!
+//! When ready it prints one JSON line on stdout:
 //!
 //! ```text
-//! {"github":{"apiUrl":"http://127.0.0.1:PORT","repo":"OWNER/NAME","gitDir":"/abs/path"}}
+//! {"github":{"apiUrl":"http://127.0.0.1:PORT","repo":"OWNER/NAME","gitDir":"/abs/path"},
+//!  "kubeconfig":"/abs/path","clusters":{"<id>":{"apiUrl":"http://127.0.0.1:PORT","metricsUrl":"http://127.0.0.1:PORT/metrics"}}}
 //! ```
 //!
-//! and runs until SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 error, 2 usage.
+//! (`"github": null` with `--no-github`, `"kubeconfig": null` when no cluster) and runs until
+//! SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 error, 2 usage.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use integration::github::FakeGitHub;
+use integration::sim::{
+    DEFAULT_CONVERGE_AFTER, DEFAULT_KUBECONFIG, DEFAULT_POLL, DEFAULT_STEP_DELAY, Fault, SimError,
+    SimFleet, SimOptions, parse_duration,
+};
 use rings::model::{ForgeSettings, GitLocation};
 
-const USAGE: &str = "usage: ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N]";
+const USAGE: &str = "usage: ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N] [--no-github] [--kubeconfig PATH] [--converge-after D] [--step-delay D] [--poll D] [--fault CLUSTER=KIND[@VERSION]]...";
 
 /// Parsed command line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Args {
     config: Option<PathBuf>,
     github_repo: Option<String>,
     github_token: Option<String>,
     port: u16,
+    no_github: bool,
+    kubeconfig: PathBuf,
+    converge_after: Duration,
+    step_delay: Duration,
+    poll: Duration,
+    faults: Vec<Fault>,
+}
+
+impl Default for Args {
+    fn default() -> Args {
+        Args {
+            config: None,
+            github_repo: None,
+            github_token: None,
+            port: 0,
+            no_github: false,
+            kubeconfig: PathBuf::from(DEFAULT_KUBECONFIG),
+            converge_after: DEFAULT_CONVERGE_AFTER,
+            step_delay: DEFAULT_STEP_DELAY,
+            poll: DEFAULT_POLL,
+            faults: Vec::new(),
+        }
+    }
 }
 
 /// Why the simulator stopped before serving.
@@ -57,6 +97,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 .or_else(|| it.next())
                 .ok_or_else(|| format!("{name} needs a value"))
         };
+        let duration =
+            |name: &str, v: String| parse_duration(&v).map_err(|e| format!("{name}: {e}"));
         match flag.as_str() {
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
             "--github-repo" => out.github_repo = Some(value("--github-repo")?),
@@ -67,12 +109,32 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .parse()
                     .map_err(|_| format!("--port: {v:?} is not a port number"))?;
             }
+            "--no-github" => out.no_github = true,
+            "--kubeconfig" => out.kubeconfig = PathBuf::from(value("--kubeconfig")?),
+            "--converge-after" => {
+                out.converge_after = duration("--converge-after", value("--converge-after")?)?;
+            }
+            "--step-delay" => out.step_delay = duration("--step-delay", value("--step-delay")?)?,
+            "--poll" => out.poll = duration("--poll", value("--poll")?)?,
+            "--fault" => {
+                let v = value("--fault")?;
+                out.faults
+                    .push(v.parse().map_err(|e| format!("--fault: {e}"))?);
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if out.config.is_none() {
         return Err("--config is required".to_string());
+    }
+    if out.poll.is_zero() {
+        return Err("--poll must be longer than 0".to_string());
+    }
+    if out.no_github && (out.github_repo.is_some() || out.github_token.is_some()) {
+        return Err(
+            "--no-github cannot be combined with --github-repo or --github-token".to_string(),
+        );
     }
     Ok(Some(out))
 }
@@ -113,13 +175,17 @@ async fn run(args: Args) -> Result<(), Failure> {
         Failure::Config(lines.join("\n"))
     })?;
 
-    let (owner, name) = match (&args.github_repo, &settings.forge) {
-        (Some(r), _) => split_repo(r)
-            .ok_or_else(|| Failure::Usage(format!("--github-repo {r:?}: expected OWNER/NAME")))?,
-        (None, ForgeSettings::GitHub(g)) => (g.owner.clone(), g.repo.clone()),
-        (None, ForgeSettings::Local) => {
+    let github_repo = match (args.no_github, &args.github_repo, &settings.forge) {
+        (true, _, _) => None,
+        (false, Some(r), _) => {
+            Some(split_repo(r).ok_or_else(|| {
+                Failure::Usage(format!("--github-repo {r:?}: expected OWNER/NAME"))
+            })?)
+        }
+        (false, None, ForgeSettings::GitHub(g)) => Some((g.owner.clone(), g.repo.clone())),
+        (false, None, ForgeSettings::Local) => {
             return Err(Failure::Usage(format!(
-                "{}: forge is local, so there is no GitHub repository to serve; pass --github-repo OWNER/NAME or set forge.github",
+                "{}: forge is local, so there is no GitHub repository to serve; pass --github-repo OWNER/NAME, set forge.github, or pass --no-github to serve the fleet alone",
                 config.display()
             )));
         }
@@ -144,18 +210,52 @@ async fn run(args: Args) -> Result<(), Failure> {
         )));
     }
 
-    let github = FakeGitHub::start_on_port(args.port)
-        .await
-        .map_err(|e| Failure::Error(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
-    github.add_repo(&owner, &name, &git_dir, &settings.gitops.branch);
-    github.require_token(args.github_token);
+    let fleet = SimFleet::start(SimOptions {
+        repo: git_dir.clone(),
+        branch: settings.gitops.branch.clone(),
+        registry_glob: settings.gitops.registry.clone(),
+        converge_after: args.converge_after,
+        step_delay: args.step_delay,
+        poll: args.poll,
+        faults: args.faults,
+        kubeconfig: args.kubeconfig,
+    })
+    .await
+    .map_err(|e| match e {
+        SimError::UnknownCluster { .. } => Failure::Usage(format!("--fault: {e}")),
+        other => Failure::Error(other.to_string()),
+    })?;
+    let clusters = fleet.clusters();
 
-    let ready = serde_json::json!({
-        "github": {
-            "apiUrl": github.api_url(),
-            "repo": format!("{owner}/{name}"),
-            "gitDir": git_dir.display().to_string(),
+    let github = match github_repo {
+        Some((owner, name)) => {
+            let github = FakeGitHub::start_on_port(args.port).await.map_err(|e| {
+                Failure::Error(format!("cannot listen on 127.0.0.1:{}: {e}", args.port))
+            })?;
+            github.add_repo(&owner, &name, &git_dir, &settings.gitops.branch);
+            github.require_token(args.github_token);
+            Some((github, format!("{owner}/{name}")))
         }
+        None => None,
+    };
+
+    let cluster_urls: serde_json::Map<String, serde_json::Value> = clusters
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                serde_json::json!({"apiUrl": c.api_url, "metricsUrl": c.metrics_url}),
+            )
+        })
+        .collect();
+    let ready = serde_json::json!({
+        "github": github.as_ref().map(|(g, repo)| serde_json::json!({
+            "apiUrl": g.api_url(),
+            "repo": repo,
+            "gitDir": git_dir.display().to_string(),
+        })),
+        "kubeconfig": (!clusters.is_empty()).then(|| fleet.kubeconfig().display().to_string()),
+        "clusters": cluster_urls,
     });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{ready}")
@@ -164,7 +264,10 @@ async fn run(args: Args) -> Result<(), Failure> {
     drop(stdout);
 
     let waited = wait_for_signal().await;
-    github.shutdown().await;
+    if let Some((github, _)) = github {
+        github.shutdown().await;
+    }
+    drop(fleet);
     waited.map_err(|e| Failure::Error(format!("cannot wait for signals: {e}")))
 }
 

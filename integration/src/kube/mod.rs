@@ -2,26 +2,59 @@
 //!
 //! One [`FakeCluster`] is one cluster's API endpoint (DESIGN §10): it answers the read-only
 //! subset ringmaster needs in the real wire format — the JSON of the real `k8s_openapi` types,
-//! typed lists (`NodeList`, ...), legacy discovery (`/api`, `/apis`), label selectors and `Status`
-//! errors — so the real `kube` client and `kubectl get` work against it. Watches, writes, field
-//! selectors and pagination are not served.
+//! typed lists (`NodeList`, ...), discovery in both the legacy format (`/api`, `/apis`,
+//! `/apis/{group}/{version}`) and the aggregated one (`apidiscovery.k8s.io/v2` and `v2beta1`,
+//! chosen by the `Accept` header as kubectl ≥ 1.26 asks), label selectors, `Status` errors and
+//! the API server's own `/metrics` — so the real `kube` client and `kubectl get` work against
+//! it. Watches, writes, field selectors, pagination and OpenAPI documents are not served
+//! (`/openapi/*` answers 404, which `kubectl get` tolerates).
 //!
-//! Tests shape the cluster through helper methods ([`FakeCluster::add_node`], ...), inject an
-//! outage ([`FakeCluster::set_unreachable`]) and point clients at it through a kubeconfig
-//! written by [`write_kubeconfig`].
+//! Tests shape the cluster through helper methods ([`FakeCluster::add_node`], ...), register
+//! custom resources and old API versions ([`FakeCluster::register_kind`],
+//! [`FakeCluster::upsert_object`]), inject faults ([`FakeCluster::set_unreachable`],
+//! [`FakeCluster::set_errors`], [`FakeCluster::set_slow`], [`FakeCluster::set_crashloop`],
+//! [`FakeCluster::set_removed_api`]) and point clients at it through a kubeconfig written by
+//! [`write_kubeconfig`].
 
+mod crashloop;
+mod discovery;
+mod kinds;
+mod metrics;
 mod model;
 mod net;
 mod routes;
+mod table;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+pub use kinds::ResourceKind;
+pub use model::{ObjectError, RequestRecord};
+
+pub(crate) use metrics::escape as escape_label_value;
+
 use model::Model;
+
+/// Objects that a cluster with the removed-API fault still serves under API versions that
+/// Kubernetes 1.25 removed: (kind, name in namespace `default`). See
+/// [`FakeCluster::set_removed_api`].
+pub const LEGACY_OBJECTS: [(&str, &str); 2] = [
+    ("PodDisruptionBudget", "legacy-pdb"),
+    ("CronJob", "legacy-cronjob"),
+];
+
+/// The release that removed `policy/v1beta1` PodDisruptionBudget and `batch/v1beta1` CronJob.
+pub const LEGACY_REMOVED_RELEASE: &str = "1.25";
+
+/// The namespace the removed-API fault's objects live in.
+const LEGACY_NAMESPACE: &str = "default";
 
 /// The shared state behind one fake cluster.
 type Shared = Arc<Mutex<Model>>;
@@ -118,6 +151,133 @@ impl FakeCluster {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// While set, every request (discovery, `/version` and `/metrics` included) answers
+    /// `500 Internal Server Error` with a `Status` body.
+    pub fn set_errors(&self, on: bool) {
+        lock(&self.shared).errors = on;
+    }
+
+    /// Delays every answer by `delay` (`None`: answer at once).
+    pub fn set_slow(&self, delay: Option<Duration>) {
+        lock(&self.shared).slow = delay;
+    }
+
+    /// While set, every pod outside `kube-system` is in `CrashLoopBackOff` (not ready, its
+    /// restart count growing by one per second), and every Deployment, DaemonSet and
+    /// StatefulSet outside `kube-system` reports no replica available. Clearing it brings the
+    /// pods back to running; their restarts stay counted.
+    pub fn set_crashloop(&self, on: bool) {
+        lock(&self.shared).set_crashloop(on);
+    }
+
+    /// Whether the crash loop of [`FakeCluster::set_crashloop`] is on.
+    pub fn crashlooping(&self) -> bool {
+        lock(&self.shared).crashloop_since.is_some()
+    }
+
+    /// The removed-API fault: while set, the cluster still serves objects under API versions
+    /// removed in Kubernetes 1.25 — `policy/v1beta1` PodDisruptionBudget `default/legacy-pdb`
+    /// and `batch/v1beta1` CronJob `default/legacy-cronjob` ([`LEGACY_OBJECTS`]) — and
+    /// `/metrics` reports both APIs in `apiserver_requested_deprecated_apis` with
+    /// `removed_release="1.25"`. Clearing it removes the objects, the kinds and those series.
+    pub fn set_removed_api(&self, on: bool) {
+        let mut m = lock(&self.shared);
+        for (kind, object) in legacy_kinds() {
+            if on {
+                m.register_kind(kind.clone());
+                // The bodies are built here and always carry what upsert_object needs.
+                let _ = m.upsert_object(object);
+                m.deprecated_requested(&kind);
+            } else {
+                m.unregister_kind(&kind.api_version(), &kind.kind);
+                m.deprecated_requested.retain(|d| {
+                    !(d.group == kind.group
+                        && d.version == kind.version
+                        && d.resource == kind.plural)
+                });
+            }
+        }
+    }
+
+    /// Registers (or replaces) a kind served from JSON objects: a custom resource or an old
+    /// API version. It shows in discovery and is served at its list and get URLs.
+    pub fn register_kind(&self, kind: ResourceKind) {
+        lock(&self.shared).register_kind(kind);
+    }
+
+    /// Stops serving a registered kind and drops its objects; `false` when it was not
+    /// registered.
+    pub fn unregister_kind(&self, api_version: &str, kind: &str) -> bool {
+        lock(&self.shared).unregister_kind(api_version, kind)
+    }
+
+    /// Adds (or replaces, by namespace and name) an object of a registered kind. The object
+    /// needs `apiVersion`, `kind`, `metadata.name`, and `metadata.namespace` exactly when the
+    /// kind is namespaced; `resourceVersion`, `uid`, `generation` and `creationTimestamp` are
+    /// filled in.
+    pub fn upsert_object(&self, object: Value) -> Result<(), ObjectError> {
+        lock(&self.shared).upsert_object(object)
+    }
+
+    /// Removes an object — of a registered kind or a built-in one (`v1` Node and Pod, `apps/v1`
+    /// Deployment, DaemonSet and StatefulSet); `false` when there was none.
+    pub fn remove_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> bool {
+        lock(&self.shared).remove_object(api_version, kind, namespace, name)
+    }
+
+    /// Reports a deprecated API as requested in `apiserver_requested_deprecated_apis` (as if a
+    /// client had used it): `group`, `version`, `resource` (plural) and the release that
+    /// removes it (`"1.25"`). Requests to registered kinds with a `removed_release` are
+    /// recorded by themselves.
+    pub fn record_deprecated_request(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        removed_release: &str,
+    ) {
+        lock(&self.shared)
+            .deprecated_requested
+            .insert(model::DeprecatedApi {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                resource: resource.to_owned(),
+                subresource: String::new(),
+                removed_release: removed_release.to_owned(),
+            });
+    }
+
+    /// Empties `apiserver_requested_deprecated_apis` (an API server restart).
+    pub fn clear_deprecated_requests(&self) {
+        lock(&self.shared).deprecated_requested.clear();
+    }
+
+    /// The API server's own metrics endpoint, `http://127.0.0.1:PORT/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
+    /// The `/version` answer's `gitVersion`.
+    pub fn git_version(&self) -> String {
+        lock(&self.shared).git_version.clone()
+    }
+
+    /// The nodes as stored.
+    pub fn nodes(&self) -> Vec<Node> {
+        lock(&self.shared).nodes.clone()
+    }
+
+    /// The latest requests answered (at most 1000), oldest first.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        lock(&self.shared).log.iter().cloned().collect()
+    }
+
     /// How many HTTP requests the server has answered (none while unreachable).
     pub fn requests(&self) -> usize {
         lock(&self.shared).requests
@@ -161,4 +321,41 @@ pub fn write_kubeconfig(path: &Path, contexts: &[(&str, String)]) -> std::io::Re
     }
     let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
     std::fs::write(path, text)
+}
+
+/// The kinds and objects of the removed-API fault.
+fn legacy_kinds() -> [(ResourceKind, Value); 2] {
+    let pdb = ResourceKind::namespaced(
+        "policy",
+        "v1beta1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    )
+    .removed_in(LEGACY_REMOVED_RELEASE)
+    .with_short_names(&["pdb"]);
+    let cronjob = ResourceKind::namespaced("batch", "v1beta1", "CronJob", "cronjobs")
+        .removed_in(LEGACY_REMOVED_RELEASE)
+        .with_short_names(&["cj"]);
+    let [(_, pdb_name), (_, cronjob_name)] = LEGACY_OBJECTS;
+    let pdb_object = json!({
+        "apiVersion": pdb.api_version(),
+        "kind": pdb.kind,
+        "metadata": {"name": pdb_name, "namespace": LEGACY_NAMESPACE, "labels": {"app": "web"}},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {"currentHealthy": 1, "desiredHealthy": 1, "disruptionsAllowed": 0, "expectedPods": 1},
+    });
+    let cronjob_object = json!({
+        "apiVersion": cronjob.api_version(),
+        "kind": cronjob.kind,
+        "metadata": {"name": cronjob_name, "namespace": LEGACY_NAMESPACE, "labels": {"app": "report"}},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{"name": "report", "image": "registry.k8s.example/report:v1.0.0"}],
+            }}}},
+        },
+        "status": {},
+    });
+    [(pdb, pdb_object), (cronjob, cronjob_object)]
 }
