@@ -103,13 +103,22 @@ fn free_port() -> u16 {
 
 /// Serve `metrics` on a loopback exporter and start Prometheus scraping it every second; return
 /// once the first scrape is queryable.
-async fn start(metrics: &'static str) -> Prometheus {
+/// `None` (after one loud line) when Prometheus is not installed, unless
+/// `RINGMASTER_REQUIRE_PROMETHEUS=1` (as `.ci/run` sets): then a missing binary fails.
+async fn start(metrics: &'static str) -> Option<Prometheus> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: these tests need a real Prometheus. Install Debian's \
-         prometheus package (`apt-get install prometheus`, as `.ci/run` does)."
-    );
+    if !Path::new(PROMETHEUS).exists() {
+        assert!(
+            std::env::var("RINGMASTER_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
+            "{PROMETHEUS} is missing and RINGMASTER_REQUIRE_PROMETHEUS=1: install Debian's \
+             prometheus package (`apt-get install prometheus`, as `.ci/run` does)."
+        );
+        eprintln!(
+            "SKIPPED: {PROMETHEUS} is not installed; the real-Prometheus gate tests did not run \
+             (apt-get install prometheus)"
+        );
+        return None;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let exporter = listener.local_addr().unwrap();
     let app = Router::new().route("/metrics", get(move || async move { metrics }));
@@ -151,7 +160,7 @@ async fn start(metrics: &'static str) -> Prometheus {
         if let Ok(QueryResult::Vector(v)) = client.instant(&prom.url, "up").await
             && v.iter().any(|(_, value)| *value == 1.0)
         {
-            return prom;
+            return Some(prom);
         }
         if let Ok(Some(status)) = prom.child.try_wait() {
             panic!("prometheus exited with {status}:\n{}", prom.log());
@@ -177,7 +186,9 @@ fn assert_outcome(obs: &Observation, outcome: Outcome, contains: &str) {
 #[tokio::test]
 async fn bounds_nan_no_data_and_query_errors() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let prom = start(METRICS).await;
+        let Some(prom) = start(METRICS).await else {
+            return;
+        };
         let client = PrometheusClient::new();
         let (c1, c2) = (
             cluster("c1", "eu-west-1", &[]),
@@ -280,7 +291,9 @@ async fn unreachable_prometheus_is_inconclusive() {
 #[tokio::test]
 async fn by_cluster_is_one_query_per_ring() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let prom = start(METRICS).await;
+        let Some(prom) = start(METRICS).await else {
+            return;
+        };
         let client = PrometheusClient::new();
         let query = r#"sum by (cluster) (http_requests_total{code="500", cluster=~"{clusterId}"})
             / sum by (cluster) (http_requests_total{cluster=~"{clusterId}"})"#;
@@ -323,7 +336,9 @@ async fn by_cluster_is_one_query_per_ring() {
 #[tokio::test]
 async fn baseline_max_increase_and_max_ratio() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let prom = start(METRICS).await;
+        let Some(prom) = start(METRICS).await else {
+            return;
+        };
         let client = PrometheusClient::new();
         let c1 = cluster("c1", "eu-west-1", &[]); // error_ratio 0.004
         let mut g = gate(&prom.url, r#"error_ratio{cluster="{clusterId}"}"#);

@@ -188,6 +188,91 @@ pub struct RingSet {
     pub coverage_mode: CoverageMode,
     /// Extra files to edit (applied by the GitOps engine), in file order.
     pub edits: Vec<EditRule>,
+    /// Where the running version of each add-on and policy bundle is read.
+    pub observe: Observe,
+}
+
+/// `observe:`: where convergence reads what a cluster actually runs (DESIGN §6).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observe {
+    /// Add-on name → the workload running it.
+    pub addons: BTreeMap<String, WorkloadRef>,
+    /// Policy-bundle name → the object reporting its version.
+    pub policies: BTreeMap<String, ResourceRef>,
+    /// Where `observe:` is written in the ring file ([`crate::Pos::FILE`] when absent).
+    pub pos: crate::diag::Pos,
+}
+
+/// Default namespace of an observed add-on workload.
+pub const DEFAULT_OBSERVE_NAMESPACE: &str = "kube-system";
+
+/// A workload whose container image tag is an add-on's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRef {
+    /// Deployment, DaemonSet or StatefulSet.
+    pub kind: WorkloadKind,
+    /// Namespace (default `kube-system`).
+    pub namespace: String,
+    /// Name (default: the add-on's name).
+    pub name: String,
+    /// The container to read; `None` = the only container, else the one named after the add-on.
+    pub container: Option<String>,
+}
+
+/// The workload kinds an add-on can be observed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// Accepted spellings, as in the Kubernetes API.
+    pub const NAMES: [&'static str; 3] = ["Deployment", "DaemonSet", "StatefulSet"];
+
+    /// Parse `Deployment`, `DaemonSet` or `StatefulSet`.
+    pub fn parse(text: &str) -> Option<WorkloadKind> {
+        Some(match text {
+            "Deployment" => WorkloadKind::Deployment,
+            "DaemonSet" => WorkloadKind::DaemonSet,
+            "StatefulSet" => WorkloadKind::StatefulSet,
+            _ => return None,
+        })
+    }
+
+    /// As written in the Kubernetes API.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::StatefulSet => "StatefulSet",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One object whose field holds a policy bundle's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    /// `group/version` or `v1`.
+    pub api_version: String,
+    /// Kind (found through discovery).
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// JSONPath subset (`.status.version`).
+    pub json_path: String,
 }
 
 /// An `edits:` rule: when a component of a matching cluster changes, edit this file too.
@@ -612,10 +697,18 @@ pub struct ResourceCheck {
     pub semver_range: Option<String>,
 }
 
-/// `kube.removedApis` (preflight).
+/// `kube.removedApis` (preflight only): API versions removed by the step's target minor that
+/// the cluster still stores objects for or still receives requests for.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RemovedApis {}
+pub struct RemovedApis {
+    /// Hits to accept. Each entry is a prefix, by whole `/`-separated segments, of a hit's key
+    /// `<group>/<version>/<resource>[/<namespace>]/<name>` (resource in its plural lowercase
+    /// form): `flowcontrol.apiserver.k8s.io/v1beta3` accepts everything of that API version,
+    /// `policy/v1beta1/poddisruptionbudgets/default` every PodDisruptionBudget of `default`.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
 
 /// `prometheus:`.
 #[derive(Debug, Clone, Deserialize)]

@@ -199,6 +199,58 @@ pub struct RawRingSet {
     /// Extra files to edit (Terraform, Bicep, Helm values).
     #[serde(default)]
     pub edits: Vec<S<RawEdit>>,
+    /// Where ringmaster reads the running version of each add-on and policy bundle, to tell
+    /// whether a cluster converged after a merge. Required for every add-on and policy bundle a
+    /// release promotes.
+    #[serde(default)]
+    pub observe: Option<S<RawObserve>>,
+}
+
+/// `observe:` in `rings.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawObserve {
+    /// Add-on name (as in the registry) → the workload that runs it.
+    #[serde(default)]
+    pub addons: BTreeMap<String, S<RawWorkloadRef>>,
+    /// Policy-bundle name (as in the registry) → the object that reports its version.
+    #[serde(default)]
+    pub policies: BTreeMap<String, S<RawResourceRef>>,
+}
+
+/// `observe.addons.<name>`: the workload whose container image tag is the add-on's version.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWorkloadRef {
+    /// `Deployment`, `DaemonSet` or `StatefulSet`.
+    pub kind: S<String>,
+    /// Namespace of the workload. Default `kube-system`.
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    /// Name of the workload. Default: the add-on's name.
+    #[serde(default)]
+    pub name: Option<S<String>>,
+    /// Container whose image tag is read. Default: the only container, else the one named
+    /// after the add-on.
+    #[serde(default)]
+    pub container: Option<S<String>>,
+}
+
+/// `observe.policies.<name>`: one object whose field holds the bundle's version.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawResourceRef {
+    /// `group/version` (or `v1`), e.g. `policies.ringmaster.dev/v1`.
+    pub api_version: S<String>,
+    /// Kind, e.g. `PolicyBundle` (found through API discovery, so CRDs work).
+    pub kind: S<String>,
+    /// The object's name.
+    pub name: S<String>,
+    /// Its namespace; absent for cluster-scoped objects.
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    /// JSONPath subset (`.status.version`) of the version.
+    pub json_path: S<String>,
 }
 
 /// A selector value: one string, or a list (any of).

@@ -409,3 +409,186 @@ fn every_problem_is_reported_at_once() {
     assert!(r.contains("minRatio 2 must be between 0 and 1"), "{r}");
     assert!(r.contains("missing field `kubernetesVersion`"), "{r}");
 }
+
+const ADDONS_RELEASE: &str = "apiVersion: ringmaster/v1
+kind: Release
+name: addons-2026-11
+addons: { coredns: \"1.11.4\" }
+---
+apiVersion: ringmaster/v1
+kind: Release
+name: restricted-prod-2.4.0
+policies: { restricted-prod: \"2.4.0\" }
+";
+
+#[test]
+fn promoted_components_need_an_observe_entry() {
+    let r = case(
+        "observe_missing",
+        &[("releases/addons.yaml", Some(ADDONS_RELEASE))],
+    );
+    assert!(
+        r.contains("add-on `coredns` (release addons-2026-11, <dir>/releases/addons.yaml) has no `observe.addons.coredns` entry; ringmaster could not tell whether clusters converged"),
+        "{r}"
+    );
+    assert!(
+        r.contains("policy bundle `restricted-prod` (release restricted-prod-2.4.0, <dir>/releases/addons.yaml) has no `observe.policies.restricted-prod` entry"),
+        "{r}"
+    );
+    assert!(r.starts_with("<dir>/rings.yaml: error:"), "{r}");
+    assert_eq!(r.lines().count(), 2, "{r}");
+
+    // With a block for one of them, only the other is reported, at the block.
+    let rings = format!("{RINGS}observe:\n  addons:\n    coredns: {{ kind: Deployment }}\n");
+    let r = Fixture::new(&[
+        ("rings.yaml", Some(&rings)),
+        ("releases/addons.yaml", Some(ADDONS_RELEASE)),
+    ])
+    .report();
+    assert_eq!(r.lines().count(), 1, "{r}");
+    assert!(
+        r.starts_with("<dir>/rings.yaml:15:3: error: policy bundle `restricted-prod`"),
+        "{r}"
+    );
+}
+
+#[test]
+fn observe_entries_are_read_with_their_defaults() {
+    let rings = format!(
+        "{RINGS}observe:
+  addons:
+    coredns: {{ kind: Deployment }}
+    vpc-cni: {{ kind: DaemonSet, namespace: networking, name: aws-node, container: aws-node }}
+  policies:
+    restricted-prod: {{ apiVersion: policies.ringmaster.dev/v1, kind: PolicyBundle, name: restricted-prod, jsonPath: .status.version }}
+    baseline: {{ apiVersion: v1, kind: ConfigMap, namespace: policy-system, name: baseline-version, jsonPath: .data.version }}
+"
+    );
+    let f = Fixture::new(&[
+        ("rings.yaml", Some(&rings)),
+        ("releases/addons.yaml", Some(ADDONS_RELEASE)),
+    ]);
+    let loaded = rings::load(&f.config()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{}", f.report());
+    let observe = &loaded.config.ring_set.observe;
+    let coredns = &observe.addons["coredns"];
+    assert_eq!(coredns.kind, rings::model::WorkloadKind::Deployment);
+    assert_eq!(
+        (coredns.namespace.as_str(), coredns.name.as_str()),
+        ("kube-system", "coredns")
+    );
+    assert_eq!(coredns.container, None);
+    let cni = &observe.addons["vpc-cni"];
+    assert_eq!(cni.kind, rings::model::WorkloadKind::DaemonSet);
+    assert_eq!(
+        (
+            cni.namespace.as_str(),
+            cni.name.as_str(),
+            cni.container.as_deref()
+        ),
+        ("networking", "aws-node", Some("aws-node"))
+    );
+    let bundle = &observe.policies["restricted-prod"];
+    assert_eq!(bundle.api_version, "policies.ringmaster.dev/v1");
+    assert_eq!(bundle.kind, "PolicyBundle");
+    assert_eq!(bundle.namespace, None);
+    assert_eq!(bundle.json_path, ".status.version");
+    assert_eq!(
+        observe.policies["baseline"].namespace.as_deref(),
+        Some("policy-system")
+    );
+}
+
+#[test]
+fn observe_errors() {
+    let rings = format!(
+        "{RINGS}observe:
+  addons:
+    coredns: {{ kind: Deploymnet }}
+    kube-proxy: {{ kind: DaemonSet, namespace: Kube_System, container: \"\" }}
+    Bad_Name: {{ kind: Deployment }}
+  policies:
+    restricted-prod: {{ apiVersion: policies.ringmaster.dev, kind: policyBundle, name: restricted-prod, jsonPath: status.version }}
+"
+    );
+    let r = case("observe_errors", &[("rings.yaml", Some(&rings))]);
+    assert!(
+        r.contains("observe.addons.coredns.kind `Deploymnet` must be one of Deployment, DaemonSet, StatefulSet")
+            && r.contains("did you mean `Deployment`?"),
+        "{r}"
+    );
+    assert!(
+        r.contains("observe.addons.kube-proxy.namespace `Kube_System`"),
+        "{r}"
+    );
+    assert!(r.contains("observe.addons.kube-proxy.container ``"), "{r}");
+    assert!(
+        r.contains(
+            "observe.addons.Bad_Name has no `name` and `Bad_Name` is not a Kubernetes object name"
+        ),
+        "{r}"
+    );
+    assert!(
+        r.contains("apiVersion `policies.ringmaster.dev` is not an API version"),
+        "{r}"
+    );
+    assert!(
+        r.contains("kind `policyBundle` is not a Kubernetes kind"),
+        "{r}"
+    );
+    assert!(
+        r.contains("jsonPath `status.version` must start with `.`"),
+        "{r}"
+    );
+
+    // Unknown fields are refused like everywhere else (serde stops at the first one).
+    let rings =
+        format!("{RINGS}observe:\n  addons:\n    argocd: {{ kind: StatefulSet, image: argocd }}\n");
+    let r = Fixture::new(&[("rings.yaml", Some(&rings))]).report();
+    assert!(
+        r.contains("rings.yaml:16:34: error: unknown field `image`, expected one of kind, namespace, name, container"),
+        "{r}"
+    );
+}
+
+#[test]
+fn removed_apis_is_a_preflight_check() {
+    let gates = "  removed-apis: { kube: { removedApis: { ignore: [\"flowcontrol.apiserver.k8s.io/v1beta3\"] } } }\n";
+    let preflight = format!(
+        "{}{gates}",
+        RINGS.replace(
+            "    soak: 1h\n    gates: [nodes-ready]\n",
+            "    soak: 1h\n    gates: [nodes-ready]\n    preflight: [removed-apis]\n"
+        )
+    );
+    let f = Fixture::new(&[("rings.yaml", Some(&preflight))]);
+    let loaded = rings::load(&f.config()).unwrap();
+    let gate = &loaded.config.ring_set.gates[&rings::GateName::new("removed-apis").unwrap()];
+    let rings::model::GateCheck::Kube(k) = &gate.check else {
+        panic!("a kube gate")
+    };
+    assert_eq!(
+        k.removed_apis.as_ref().unwrap().ignore,
+        ["flowcontrol.apiserver.k8s.io/v1beta3"]
+    );
+
+    let soak = format!(
+        "{}{gates}",
+        RINGS.replace(
+            "gates: [nodes-ready]\n  - name",
+            "gates: [nodes-ready, removed-apis]\n  - name"
+        ),
+    );
+    let r = case("removed_apis_in_a_soak", &[("rings.yaml", Some(&soak))]);
+    assert!(
+        r.contains("ring `canary` uses gate `removed-apis` (kube.removedApis) during its soak")
+            && r.contains("list it under the ring's `preflight:`"),
+        "{r}"
+    );
+    let bad_ignore = format!(
+        "{RINGS}{}",
+        gates.replace("v1beta3\"", "v1beta3\", \"policy//x\"")
+    );
+    let r = case("removed_apis_ignore", &[("rings.yaml", Some(&bad_ignore))]);
+    assert!(r.contains("removedApis.ignore entry `policy//x`"), "{r}");
+}

@@ -135,13 +135,17 @@ pub(crate) fn timeout_or(
     }
 }
 
-/// An error with its sources, `outer: inner: innermost`.
+/// An error with its sources, `outer: inner: innermost` (a source whose text the chain
+/// already shows is not repeated).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
         source = s.source();
     }
     text

@@ -366,6 +366,89 @@ pub async fn evaluate_ring(
         .collect()
 }
 
+/// The gate's query value for each cluster, unjudged (what `baseline: preUpgrade` compares
+/// with later). A `by (cluster)` query runs once for all clusters; any other runs once per
+/// cluster, concurrently (at most [`MAX_IN_FLIGHT_PER_SERVER`] at a time per server). No data,
+/// NaN, several series or an error is `Err` with the reason. Results are in `clusters` order.
+pub async fn sample(
+    client: &PrometheusClient,
+    gate: &PrometheusGate,
+    clusters: &[&Cluster],
+) -> Vec<Result<f64, String>> {
+    let one = |value: f64| {
+        if value.is_nan() {
+            Err("NaN".to_owned())
+        } else {
+            Ok(value)
+        }
+    };
+    if is_by_cluster(&gate.query) {
+        let all = |message: String| vec![Err(message); clusters.len()];
+        let query = match render_ring_query(&gate.query, clusters) {
+            Ok(q) => q,
+            Err(e) => return all(e),
+        };
+        let series = match client.instant(&gate.url, &query).await {
+            Err(e) => return all(e),
+            Ok(QueryResult::Scalar(_)) => {
+                return all(
+                    "the `by (cluster)` query returned a scalar, not one series per cluster"
+                        .to_owned(),
+                );
+            }
+            Ok(QueryResult::Vector(series)) => series,
+        };
+        return clusters
+            .iter()
+            .map(|cluster| {
+                let id = cluster.id.as_str();
+                let values: Vec<f64> = series
+                    .iter()
+                    .filter(|(labels, _)| labels.get("cluster").map(String::as_str) == Some(id))
+                    .map(|(_, v)| *v)
+                    .collect();
+                match values.as_slice() {
+                    [] => Err("no data".to_owned()),
+                    [value] => one(*value),
+                    many => Err(format!("{} series for cluster `{id}`", many.len())),
+                }
+            })
+            .collect();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, cluster) in clusters.iter().enumerate() {
+        let query = render_query(&gate.query, cluster);
+        let (client, url) = (client.clone(), gate.url.clone());
+        tasks.spawn(async move {
+            let value = match query {
+                Err(e) => Err(e),
+                Ok(q) => match client.instant(&url, &q).await {
+                    Err(e) => Err(e),
+                    Ok(QueryResult::Scalar(v)) => one(v),
+                    Ok(QueryResult::Vector(series)) => match series.as_slice() {
+                        [] => Err("no data".to_owned()),
+                        [(_, v)] => one(*v),
+                        many => Err(format!(
+                            "{} series; one value per cluster expected",
+                            many.len()
+                        )),
+                    },
+                },
+            };
+            (i, value)
+        });
+    }
+    let mut out = vec![Err("the query did not run".to_owned()); clusters.len()];
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((i, value)) = done
+            && let Some(slot) = out.get_mut(i)
+        {
+            *slot = value;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

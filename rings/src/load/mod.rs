@@ -27,7 +27,7 @@ pub use registry::{
 };
 use registry::{coverage, fleet, membership};
 use releases::releases;
-use ringset::ring_set;
+use ringset::{observe_coverage, ring_set};
 use settings::settings;
 
 /// The API version every ringmaster file carries.
@@ -112,6 +112,9 @@ pub fn load_with(
     };
 
     let releases = releases(&settings, &mut diags);
+    if let Some(ring_set) = &ring_set {
+        observe_coverage(&rings_file, ring_set, &releases, &mut diags);
+    }
 
     let fleet = match registry(&settings.gitops) {
         Ok(files) => fleet(&settings.gitops, files, &mut diags),

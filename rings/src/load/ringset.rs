@@ -228,6 +228,30 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
         }
     }
 
+    for ring in &rings {
+        for g in &ring.gates {
+            if let Some(gate) = gates.get(g)
+                && matches!(&gate.check, GateCheck::Kube(k) if k.removed_apis.is_some())
+            {
+                diags.error_hint(
+                    file,
+                    ring.pos,
+                    format!(
+                        "ring `{}` uses gate `{g}` (kube.removedApis) during its soak; it checks a Kubernetes step before it is made",
+                        ring.name
+                    ),
+                    "list it under the ring's `preflight:` instead of `gates:`",
+                );
+            }
+        }
+    }
+
+    let observe = raw
+        .observe
+        .as_ref()
+        .map(|o| observe(file, pos(o), &o.value, diags))
+        .unwrap_or_default();
+
     RingSet {
         rings,
         gates,
@@ -235,6 +259,248 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
         coverage,
         coverage_mode,
         edits,
+        observe,
+    }
+}
+
+/// A DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters): namespaces and
+/// container names.
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (dot-separated labels, at most 253 characters): object names and API
+/// groups.
+fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(is_dns_label)
+}
+
+/// `v1` or `group/version`.
+fn is_api_version(text: &str) -> bool {
+    let is_version =
+        |v: &str| v.starts_with('v') && v.len() > 1 && v.chars().all(|c| c.is_ascii_alphanumeric());
+    match text.split_once('/') {
+        None => is_version(text),
+        Some((group, version)) => is_dns_subdomain(group) && is_version(version),
+    }
+}
+
+/// `observe:` → [`Observe`].
+pub(super) fn observe(file: &str, at: Pos, raw: &RawObserve, diags: &mut Diagnostics) -> Observe {
+    let mut out = Observe {
+        pos: at,
+        ..Observe::default()
+    };
+    for (addon, w) in &raw.addons {
+        let p = pos(w);
+        if let Err(msg) = Component::check_item_name("addon", addon) {
+            diags.error(file, p, msg);
+            continue;
+        }
+        let before = diags.errors().count();
+        let w = &w.value;
+        let kind = WorkloadKind::parse(&w.kind.value);
+        if kind.is_none() {
+            let msg = format!(
+                "observe.addons.{addon}.kind `{}` must be one of {}",
+                w.kind.value,
+                WorkloadKind::NAMES.join(", ")
+            );
+            match did_you_mean(&w.kind.value, WorkloadKind::NAMES) {
+                Some(c) => {
+                    diags.error_hint(file, pos(&w.kind), msg, format!("did you mean `{c}`?"))
+                }
+                None => diags.error(file, pos(&w.kind), msg),
+            }
+        }
+        let namespace = w
+            .namespace
+            .as_ref()
+            .map_or(DEFAULT_OBSERVE_NAMESPACE, |n| n.value.as_str());
+        if let Some(n) = &w.namespace
+            && !is_dns_label(&n.value)
+        {
+            diags.error(
+                file,
+                pos(n),
+                format!(
+                    "observe.addons.{addon}.namespace `{}` is not a namespace name (lowercase letters, digits and `-`, at most 63)",
+                    n.value
+                ),
+            );
+        }
+        let name = w.name.as_ref().map_or(addon.as_str(), |n| n.value.as_str());
+        match &w.name {
+            Some(n) if !is_dns_subdomain(&n.value) => diags.error(
+                file,
+                pos(n),
+                format!(
+                    "observe.addons.{addon}.name `{}` is not a Kubernetes object name",
+                    n.value
+                ),
+            ),
+            None if !is_dns_subdomain(addon) => diags.error_hint(
+                file,
+                p,
+                format!(
+                    "observe.addons.{addon} has no `name` and `{addon}` is not a Kubernetes object name"
+                ),
+                "set `name:` to the workload's name",
+            ),
+            _ => {}
+        }
+        if let Some(c) = &w.container
+            && !is_dns_label(&c.value)
+        {
+            diags.error(
+                file,
+                pos(c),
+                format!(
+                    "observe.addons.{addon}.container `{}` is not a container name",
+                    c.value
+                ),
+            );
+        }
+        if diags.errors().count() > before {
+            continue;
+        }
+        if let Some(kind) = kind {
+            out.addons.insert(
+                addon.clone(),
+                WorkloadRef {
+                    kind,
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    container: w.container.as_ref().map(|c| c.value.clone()),
+                },
+            );
+        }
+    }
+    for (bundle, r) in &raw.policies {
+        let p = pos(r);
+        if let Err(msg) = Component::check_item_name("policy", bundle) {
+            diags.error(file, p, msg);
+            continue;
+        }
+        let before = diags.errors().count();
+        let r = &r.value;
+        if !is_api_version(&r.api_version.value) {
+            diags.error_hint(
+                file,
+                pos(&r.api_version),
+                format!(
+                    "observe.policies.{bundle}.apiVersion `{}` is not an API version",
+                    r.api_version.value
+                ),
+                "write it as `group/version`, like `policies.ringmaster.dev/v1`",
+            );
+        }
+        let kind = &r.kind.value;
+        let kind_ok = kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && kind.chars().all(|c| c.is_ascii_alphanumeric());
+        if !kind_ok {
+            diags.error(
+                file,
+                pos(&r.kind),
+                format!("observe.policies.{bundle}.kind `{kind}` is not a Kubernetes kind (like `PolicyBundle`)"),
+            );
+        }
+        if !is_dns_subdomain(&r.name.value) {
+            diags.error(
+                file,
+                pos(&r.name),
+                format!(
+                    "observe.policies.{bundle}.name `{}` is not a Kubernetes object name",
+                    r.name.value
+                ),
+            );
+        }
+        if let Some(n) = &r.namespace
+            && !is_dns_label(&n.value)
+        {
+            diags.error(
+                file,
+                pos(n),
+                format!(
+                    "observe.policies.{bundle}.namespace `{}` is not a namespace name",
+                    n.value
+                ),
+            );
+        }
+        if !r.json_path.value.starts_with('.') || r.json_path.value.len() < 2 {
+            diags.error(
+                file,
+                pos(&r.json_path),
+                format!(
+                    "observe.policies.{bundle}.jsonPath `{}` must start with `.` and name a field, like `.status.version`",
+                    r.json_path.value
+                ),
+            );
+        }
+        if diags.errors().count() > before {
+            continue;
+        }
+        out.policies.insert(
+            bundle.clone(),
+            ResourceRef {
+                api_version: r.api_version.value.clone(),
+                kind: kind.clone(),
+                name: r.name.value.clone(),
+                namespace: r.namespace.as_ref().map(|n| n.value.clone()),
+                json_path: r.json_path.value.clone(),
+            },
+        );
+    }
+    out
+}
+
+/// Every add-on and policy bundle a release promotes needs an `observe` entry: without one,
+/// convergence could never tell whether a cluster runs the new version. Reported against the
+/// ring file (that is where the fix goes) at its `observe:` block, or the whole file when it
+/// has none.
+pub(super) fn observe_coverage(
+    file: &str,
+    ring_set: &RingSet,
+    releases: &[Release],
+    diags: &mut Diagnostics,
+) {
+    for release in releases {
+        for addon in release.addons.keys() {
+            if !ring_set.observe.addons.contains_key(addon) {
+                diags.error_hint(
+                    file,
+                    ring_set.observe.pos,
+                    format!(
+                        "add-on `{addon}` (release {}, {}) has no `observe.addons.{addon}` entry; ringmaster could not tell whether clusters converged",
+                        release.name, release.source
+                    ),
+                    format!(
+                        "name the workload running it in this file, e.g. `observe: {{ addons: {{ {addon}: {{ kind: Deployment, namespace: kube-system, name: {addon} }} }} }}`"
+                    ),
+                );
+            }
+        }
+        for bundle in release.policies.keys() {
+            if !ring_set.observe.policies.contains_key(bundle) {
+                diags.error_hint(
+                    file,
+                    ring_set.observe.pos,
+                    format!(
+                        "policy bundle `{bundle}` (release {}, {}) has no `observe.policies.{bundle}` entry; ringmaster could not tell whether clusters converged",
+                        release.name, release.source
+                    ),
+                    format!(
+                        "name the object reporting its version in this file, e.g. `observe: {{ policies: {{ {bundle}: {{ apiVersion: policies.example.com/v1, kind: PolicyBundle, name: {bundle}, jsonPath: .status.version }} }} }}`"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -363,6 +629,19 @@ pub(super) fn gate(
                 "nodesReady.minRatio {} must be between 0 and 1",
                 nr.min_ratio
             ));
+        }
+        if let Some(r) = &k.removed_apis {
+            for entry in &r.ignore {
+                let segments: Vec<&str> = entry.split('/').collect();
+                let ok = segments
+                    .iter()
+                    .all(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+                if !ok {
+                    bad(format!(
+                        "removedApis.ignore entry `{entry}` must look like `group/version[/resource[/namespace]/name]`"
+                    ));
+                }
+            }
         }
         if let Some(r) = &k.resource {
             let n = usize::from(r.equals.is_some())
