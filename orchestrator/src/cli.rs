@@ -54,6 +54,80 @@ pub enum Command {
         #[arg(long, requires_all = ["release", "ring"])]
         diff: bool,
     },
+    /// Run the daemon: take every release through the rings until stopped (SIGINT/SIGTERM).
+    Run {
+        /// One reconcile pass, then exit (cron-style use, tests).
+        #[arg(long)]
+        once: bool,
+    },
+    /// The ring × rollout matrix: phase, PR, next window, gates, forecast.
+    Status,
+    /// The journal of a rollout, with timestamps.
+    History {
+        /// The rollout (release name).
+        rollout: String,
+    },
+    /// Resume a halted rollout (its ring's gates run again from zero) or a paused one.
+    Resume {
+        /// The rollout.
+        rollout: String,
+        /// Who (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
+    /// Pause a rollout: no new PR and no merge until `resume`; soaks keep measuring.
+    Pause {
+        /// The rollout.
+        rollout: String,
+        /// Why (recorded in the journal).
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
+    /// Stop a rollout for good.
+    Abort {
+        /// The rollout.
+        rollout: String,
+        /// Why (recorded in the journal).
+        #[arg(long, default_value = "aborted by an operator")]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
+    /// Global kill switch: no new PR and no merge anywhere until the given instant.
+    Freeze {
+        /// Until when (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+        until: DateTime<Utc>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
+    /// Lift the global freeze.
+    Unfreeze {
+        /// Who (default: $USER).
+        #[arg(long = "as", value_name = "NAME")]
+        who: Option<String>,
+    },
+    /// The whole product in one command: a temporary GitOps repo, a simulated fleet, a
+    /// Kubernetes minor through four rings, and a gate failure that halts it.
+    Demo {
+        /// No injected fault: the rollout completes.
+        #[arg(long)]
+        no_fault: bool,
+        /// Keep the temporary directory to look around afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Soaks are this many times shorter (default 1: a few seconds each).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// List the open pull requests of the built-in local forge.
     Prs,
     /// Approve the open pull request of a ring (local forge), for its current head.

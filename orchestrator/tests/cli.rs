@@ -414,3 +414,72 @@ fn a_store_held_by_another_process_gives_a_clear_message() {
         text(&out.stderr)
     );
 }
+
+/// `ringmaster demo --no-fault`: the whole product end to end (simulated fleet, real git, local
+/// forge, live probe) takes Kubernetes 1.33 through all four rings and exits 0.
+#[test]
+fn demo_without_fault_completes_every_ring() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["demo", "--no-fault", "--speed", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("rollout k8s-1.33 completed"), "{stdout}");
+    for ring in ["sandbox", "nonprod", "prod-canary", "prod-main"] {
+        assert!(stdout.contains(ring), "{stdout}");
+    }
+    assert!(
+        stdout.contains("approves local#"),
+        "the demo reviews the manual rings: {stdout}"
+    );
+    // The final matrix: every cluster on 1.33.
+    let matrix: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" passed") && (l.contains("aws-") || l.contains("azr-")))
+        .collect();
+    assert_eq!(matrix.len(), 15, "{stdout}");
+    assert!(
+        matrix
+            .iter()
+            .all(|l| l.contains("v1.33.") || l.contains("left out: paused")),
+        "{stdout}"
+    );
+    assert_eq!(
+        matrix.iter().filter(|l| l.contains("left out")).count(),
+        1,
+        "the paused cluster is listed, not silently skipped: {stdout}"
+    );
+}
+
+/// `ringmaster demo`: the injected crash loop on a canary cluster halts the rollout in
+/// prod-canary with evidence; prod-main gets nothing.
+#[test]
+fn demo_halts_on_the_injected_fault_with_evidence() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args(["demo", "--speed", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("HALTED in ring prod-canary"), "{stdout}");
+    assert!(
+        stdout.contains("CrashLoopBackOff"),
+        "the evidence names what failed: {stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("prod-main"))
+            .all(|l| l.contains("v1.32") && l.contains("pending")),
+        "prod-main stays untouched: {stdout}"
+    );
+}

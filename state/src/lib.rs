@@ -8,8 +8,8 @@
 pub mod rollouts;
 
 pub use rollouts::{
-    Event, GlobalFreeze, Phase, PrLink, RingRun, Rollout, RolloutState, SampleOutcome,
-    SampleRecord, StepRecord,
+    ChangeRecord, Event, GlobalFreeze, Phase, PrLink, RingRun, Rollout, RolloutState,
+    SampleOutcome, SampleRecord, StepRecord,
 };
 
 use std::path::Path;

@@ -185,6 +185,26 @@ pub struct StepRecord {
     pub converged_at: Option<DateTime<Utc>>,
     /// When the soak held to the end.
     pub passed_at: Option<DateTime<Utc>>,
+    /// The base commit the step's branch was built on.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Every version the step moves.
+    #[serde(default)]
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// One component of one cluster moving in a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    /// Cluster id.
+    pub cluster: String,
+    /// `kubernetes`, `addon:<name>` or `policy:<name>`.
+    pub component: String,
+    /// From.
+    pub from: String,
+    /// To.
+    pub to: String,
 }
 
 /// One ring of one rollout.
@@ -217,10 +237,16 @@ pub struct RingRun {
     pub soak_started: Option<DateTime<Utc>>,
     /// Soaking: when the next sample is due.
     pub next_sample_at: Option<DateTime<Utc>>,
+    /// Soaking: when each gate's next sample is due.
+    #[serde(default)]
+    pub gate_due: std::collections::BTreeMap<String, DateTime<Utc>>,
     /// Pre-merge values of `baseline: preUpgrade` gates: (gate, cluster, value).
     pub baselines: Vec<(String, String, f64)>,
     /// Halted: the evidence (Markdown), as commented on the PR.
     pub evidence: Option<String>,
+    /// Halted: the evidence is on the PR (comment and label).
+    #[serde(default)]
+    pub evidence_posted: bool,
     /// When the ring started (left Pending).
     pub started_at: Option<DateTime<Utc>>,
     /// When it passed.
@@ -244,8 +270,10 @@ impl RingRun {
             converge_deadline: None,
             soak_started: None,
             next_sample_at: None,
+            gate_due: Default::default(),
             baselines: Vec::new(),
             evidence: None,
+            evidence_posted: false,
             started_at: None,
             passed_at: None,
         }

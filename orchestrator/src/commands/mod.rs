@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod daemon;
+mod demo;
 mod plan;
 mod prs;
 mod validate;
@@ -19,6 +21,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => plan::diff(&cli, release.as_deref().unwrap_or_default(), ring),
         Command::Plan { release, at, .. } => plan::run(&cli, release.as_deref(), *at),
+        Command::Run { once } => daemon::run(&cli, *once),
+        Command::Status => daemon::status(&cli),
+        Command::History { rollout } => daemon::history(&cli, rollout),
+        Command::Resume { rollout, who } => {
+            daemon::control(&cli, daemon::Control::Resume(rollout), who.as_deref())
+        }
+        Command::Pause {
+            rollout,
+            reason,
+            who,
+        } => daemon::control(
+            &cli,
+            daemon::Control::Pause(rollout, reason),
+            who.as_deref(),
+        ),
+        Command::Abort {
+            rollout,
+            reason,
+            who,
+        } => daemon::control(
+            &cli,
+            daemon::Control::Abort(rollout, reason),
+            who.as_deref(),
+        ),
+        Command::Freeze { until, reason, who } => daemon::control(
+            &cli,
+            daemon::Control::Freeze(*until, reason),
+            who.as_deref(),
+        ),
+        Command::Unfreeze { who } => {
+            daemon::control(&cli, daemon::Control::Unfreeze, who.as_deref())
+        }
+        Command::Demo {
+            no_fault,
+            keep,
+            speed,
+        } => demo::run(&demo::DemoOptions {
+            no_fault: *no_fault,
+            keep: *keep,
+            speed: *speed,
+        }),
         Command::Prs => prs::list(&cli),
         Command::Approve { rollout, ring, who } => {
             prs::approve(&cli, rollout, ring, who.as_deref())

@@ -1,0 +1,272 @@
+//! What people do to rollouts (DESIGN §5, §9): resume a halted rollout, pause it, abort it, and
+//! freeze everything. Each is recorded in the journal with who and why and takes effect at the
+//! next reconcile pass.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rings::model::Config;
+use state::{Event, GlobalFreeze, Phase, RolloutState, Store, StoreError};
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such rollout.
+    #[error("no rollout named `{0}` (see `ringmaster status`)")]
+    NoSuchRollout(String),
+    /// The command does not apply in the rollout's state.
+    #[error("rollout `{rollout}` is {state}: {what}")]
+    WrongState {
+        /// Rollout.
+        rollout: String,
+        /// Its state.
+        state: String,
+        /// What would have been needed.
+        what: String,
+    },
+    /// Someone else changed the ring run at the same time; run the command again.
+    #[error("rollout `{0}` changed while the command ran; run it again")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Convergence time allowed after a resume when the ring file is not at hand.
+const DEFAULT_CONVERGE_TIMEOUT: TimeDelta = TimeDelta::minutes(30);
+
+fn ev(
+    now: DateTime<Utc>,
+    rollout: &str,
+    ring: Option<&str>,
+    kind: &str,
+    message: String,
+    by: &str,
+) -> Event {
+    Event {
+        at: now,
+        rollout: rollout.to_owned(),
+        ring: ring.map(str::to_owned),
+        kind: kind.to_owned(),
+        message,
+        actor: by.to_owned(),
+    }
+}
+
+/// `ringmaster resume <rollout>`: a halted rollout re-runs its halted ring's gates from zero
+/// (or its convergence, or opens a new PR when the old one was closed); a paused rollout goes on.
+pub fn resume(
+    store: &Store,
+    config: Option<&Config>,
+    rollout: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ControlError> {
+    let mut r = store
+        .rollout(rollout)?
+        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    match r.state.clone() {
+        RolloutState::Paused { .. } => {
+            r.state = RolloutState::Active;
+            r.updated_at = now;
+            store.put_rollout(
+                &r,
+                &[ev(
+                    now,
+                    rollout,
+                    None,
+                    "resumed",
+                    "rollout resumed".into(),
+                    by,
+                )],
+            )?;
+            Ok(format!("rollout `{rollout}` resumed"))
+        }
+        RolloutState::Halted { ring, .. } => {
+            let run = store
+                .ring_run(rollout, &ring)?
+                .ok_or_else(|| ControlError::NoSuchRollout(format!("{rollout}/{ring}")))?;
+            let mut new = run.clone();
+            new.evidence = None;
+            new.evidence_posted = false;
+            new.reason = None;
+            new.phase_since = now;
+            let step = run.current_step().cloned();
+            let (phase, what) = match &step {
+                Some(s) if s.converged_at.is_some() => {
+                    store.clear_samples(rollout, &ring, s.step)?;
+                    new.soak_started = Some(now);
+                    new.next_sample_at = Some(now);
+                    new.gate_due.clear();
+                    (Phase::Soaking, "its gates run again from zero".to_owned())
+                }
+                Some(s) if s.merged_at.is_some() => {
+                    let timeout = config
+                        .and_then(|c| c.ring_set.rings.iter().find(|x| x.name.as_str() == ring))
+                        .map_or(DEFAULT_CONVERGE_TIMEOUT, |x| x.converge_timeout);
+                    new.converge_deadline = Some(now + timeout);
+                    (Phase::Converging, "convergence is checked again".to_owned())
+                }
+                _ => (
+                    Phase::WaitingForWindow,
+                    "a new PR opens in its next window".to_owned(),
+                ),
+            };
+            new.phase = phase;
+            r.state = RolloutState::Active;
+            r.updated_at = now;
+            let message = format!("resumed ring `{ring}`: {what}");
+            store
+                .transition(
+                    &run,
+                    new,
+                    Some(&r),
+                    &[ev(
+                        now,
+                        rollout,
+                        Some(&ring),
+                        "resumed",
+                        message.clone(),
+                        by,
+                    )],
+                )?
+                .ok_or_else(|| ControlError::Conflict(rollout.to_owned()))?;
+            Ok(format!("rollout `{rollout}`: {message}"))
+        }
+        other => Err(ControlError::WrongState {
+            rollout: rollout.to_owned(),
+            state: other.word().to_owned(),
+            what: "only a halted or paused rollout can be resumed".to_owned(),
+        }),
+    }
+}
+
+/// `ringmaster pause <rollout>`: no new PR and no merge until `resume`; soaks keep measuring.
+pub fn pause(
+    store: &Store,
+    rollout: &str,
+    by: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ControlError> {
+    let mut r = store
+        .rollout(rollout)?
+        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    if r.state != RolloutState::Active {
+        return Err(ControlError::WrongState {
+            rollout: rollout.to_owned(),
+            state: r.state.word().to_owned(),
+            what: "only an active rollout can be paused".to_owned(),
+        });
+    }
+    r.state = RolloutState::Paused {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    };
+    r.updated_at = now;
+    store.put_rollout(
+        &r,
+        &[ev(
+            now,
+            rollout,
+            None,
+            "paused",
+            format!("paused: {reason}"),
+            by,
+        )],
+    )?;
+    Ok(format!("rollout `{rollout}` paused"))
+}
+
+/// `ringmaster abort <rollout>`: the rollout stops for good; open PRs stay as they are.
+pub fn abort(
+    store: &Store,
+    rollout: &str,
+    by: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ControlError> {
+    let mut r = store
+        .rollout(rollout)?
+        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    if r.state.is_finished() {
+        return Err(ControlError::WrongState {
+            rollout: rollout.to_owned(),
+            state: r.state.word().to_owned(),
+            what: "it is already finished".to_owned(),
+        });
+    }
+    r.state = RolloutState::Aborted {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    };
+    r.updated_at = now;
+    store.put_rollout(
+        &r,
+        &[ev(
+            now,
+            rollout,
+            None,
+            "aborted",
+            format!("aborted: {reason}"),
+            by,
+        )],
+    )?;
+    Ok(format!("rollout `{rollout}` aborted"))
+}
+
+/// `ringmaster freeze --until T --reason R`: no new PR and no merge anywhere until `until`.
+pub fn freeze(
+    store: &Store,
+    until: DateTime<Utc>,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ControlError> {
+    store.set_global_freeze(Some(&GlobalFreeze {
+        until,
+        reason: reason.to_owned(),
+        by: by.to_owned(),
+        since: now,
+    }))?;
+    let events: Vec<Event> = store
+        .rollouts()?
+        .iter()
+        .filter(|r| !r.state.is_finished())
+        .map(|r| {
+            ev(
+                now,
+                &r.name,
+                None,
+                "frozen",
+                format!("global freeze until {}: {reason}", until.to_rfc3339()),
+                by,
+            )
+        })
+        .collect();
+    store.append_events(&events)?;
+    Ok(format!("frozen until {}", until.to_rfc3339()))
+}
+
+/// `ringmaster unfreeze`.
+pub fn unfreeze(store: &Store, by: &str, now: DateTime<Utc>) -> Result<String, ControlError> {
+    let was = store.global_freeze()?;
+    store.set_global_freeze(None)?;
+    if was.is_some() {
+        let events: Vec<Event> = store
+            .rollouts()?
+            .iter()
+            .filter(|r| !r.state.is_finished())
+            .map(|r| {
+                ev(
+                    now,
+                    &r.name,
+                    None,
+                    "unfrozen",
+                    "global freeze lifted".into(),
+                    by,
+                )
+            })
+            .collect();
+        store.append_events(&events)?;
+    }
+    Ok("unfrozen".to_owned())
+}

@@ -1,0 +1,1467 @@
+//! One reconcile pass and the ring-run state machine (DESIGN §5).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use git2::Oid;
+use policies::soak::{self, Outcome, Sample, Verdict};
+use policies::window;
+use rings::model::{Cluster, Config, Gate, MergeMode, Ring};
+use rings::{ClusterId, Component, GateName, Version};
+use state::{
+    ChangeRecord, Event, Phase, PrLink, RingRun, Rollout, RolloutState, SampleOutcome,
+    SampleRecord, StepRecord, Store, StoreError,
+};
+
+use super::ACTOR;
+use super::clock::Clock;
+use super::probe::{Baselines, ClusterProbe, Targets};
+use crate::forge::render::{self, Evidence, GateEvidence, PrContext, RingState};
+use crate::forge::{Checks, Forge, ForgeError, OpenPr, PrLifecycle};
+use crate::gitops::changes::{ChangeError, next_ring_step};
+use crate::gitops::{GitOps, GitOpsError, MirrorGitOps, Publication, StepRequest};
+
+/// At most this many transitions of one ring run in one pass (a guard against a loop that
+/// never waits; a healthy ring needs at most four: pending → window → preflight → PR open).
+const MAX_TRANSITIONS_PER_PASS: usize = 8;
+/// How long to wait before looking at a converging ring again.
+const CONVERGE_POLL: TimeDelta = TimeDelta::seconds(10);
+/// How long to wait before looking at an open PR again.
+const PR_POLL: TimeDelta = TimeDelta::seconds(30);
+/// How long to wait before re-checking a blocked preflight.
+const BLOCKED_POLL: TimeDelta = TimeDelta::seconds(60);
+/// The label a halted ring's PR gets.
+pub const HALTED_LABEL: &str = "ringmaster/halted";
+/// The key of the (single) halt comment on a PR.
+const HALT_COMMENT: &str = "halt";
+
+/// Errors that end a pass early (the next pass retries). Per-ring problems are not errors:
+/// they become `Blocked` or `Halted` states with their reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Git failed (fetch, push).
+    #[error(transparent)]
+    Git(#[from] GitOpsError),
+    /// The forge failed transiently.
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    /// The configuration does not load (every problem, one per line).
+    #[error("the configuration does not load:\n{0}")]
+    Config(String),
+}
+
+/// How the daemon is set up.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// `ringmaster.yaml`.
+    pub config_path: PathBuf,
+    /// The forge merges an approved PR itself (the local forge: `ringmaster approve`, then
+    /// ringmaster merges); on GitHub a person merges a `merge: manual` ring's PR.
+    pub merge_approved: bool,
+    /// How PR links are written: `{n}` is replaced by the number (`local#{n}`,
+    /// `https://github.com/acme/gitops/pull/{n}`).
+    pub pr_url_template: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassReport {
+    /// Transitions written.
+    pub transitions: usize,
+    /// When something is next due (a window opens, a sample, a poll); `None`: nothing waits
+    /// on time.
+    pub next_due: Option<DateTime<Utc>>,
+    /// Problems that did not stop the pass (a forge hiccup on one ring), for the log.
+    pub warnings: Vec<String>,
+}
+
+impl PassReport {
+    fn due(&mut self, at: DateTime<Utc>) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
+}
+
+/// Why changes wait (for people) and until when, if known.
+type Hold = (String, Option<DateTime<Utc>>);
+
+/// The loaded configuration and what it was loaded from.
+struct Loaded {
+    base: Oid,
+    fingerprint: Vec<(PathBuf, Option<SystemTime>)>,
+    config: Config,
+}
+
+/// The daemon: one writer for every ring run of the store.
+pub struct Daemon<'s, F, P, C> {
+    store: &'s Store,
+    forge: F,
+    gitops: MirrorGitOps,
+    probe: P,
+    clock: C,
+    options: DaemonOptions,
+    loaded: Option<Loaded>,
+}
+
+impl<F, P, C> std::fmt::Debug for Daemon<'_, F, P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config", &self.options.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn component_key(c: &Component) -> String {
+    c.to_string()
+}
+
+fn event(
+    now: DateTime<Utc>,
+    rollout: &str,
+    ring: Option<&str>,
+    kind: &str,
+    message: String,
+) -> Event {
+    Event {
+        at: now,
+        rollout: rollout.to_owned(),
+        ring: ring.map(str::to_owned),
+        kind: kind.to_owned(),
+        message,
+        actor: ACTOR.to_owned(),
+    }
+}
+
+/// The state-machine view of a ring run for the PR matrix.
+pub fn ring_state(run: &RingRun) -> RingState {
+    let reason = run.reason.clone().unwrap_or_default();
+    match run.phase {
+        Phase::Pending | Phase::WaitingForWindow => RingState::Waiting,
+        Phase::Passed if run.steps.is_empty() => RingState::NothingToDo,
+        Phase::Passed => RingState::Passed,
+        Phase::Blocked => RingState::Blocked(reason),
+        Phase::Halted => RingState::Halted(reason),
+        Phase::Preflight => RingState::InProgress("preflight".into()),
+        Phase::PrOpen => RingState::InProgress(format!("PR open (step {})", run.step_number())),
+        Phase::Converging => RingState::InProgress("converging".into()),
+        Phase::Soaking => RingState::InProgress("soaking".into()),
+    }
+}
+
+fn to_sample(s: &SampleRecord) -> Option<Sample> {
+    Some(Sample {
+        at: s.at,
+        gate: GateName::new(&s.gate).ok()?,
+        cluster: ClusterId::new(&s.cluster).ok()?,
+        outcome: match s.outcome {
+            SampleOutcome::Pass => Outcome::Pass,
+            SampleOutcome::Fail => Outcome::Fail,
+            SampleOutcome::Inconclusive => Outcome::Inconclusive,
+        },
+        value: s.value,
+        observed: s.observed.clone(),
+    })
+}
+
+/// The evidence of a ring's last step (its soak), for the next ring's PR or a halt comment.
+pub fn evidence_of(
+    store: &Store,
+    config: &Config,
+    run: &RingRun,
+    now: DateTime<Utc>,
+) -> Result<Option<Evidence>, StoreError> {
+    let Some(ring) = config
+        .ring_set
+        .rings
+        .iter()
+        .find(|r| r.name.as_str() == run.ring)
+    else {
+        return Ok(None);
+    };
+    let Some(step) = run.current_step() else {
+        return Ok(None);
+    };
+    let samples: Vec<Sample> = store
+        .samples(&run.rollout, &run.ring, step.step)?
+        .iter()
+        .filter_map(to_sample)
+        .collect();
+    let gates: Vec<Gate> = ring_gates(config, ring).into_iter().cloned().collect();
+    let summaries = soak::summarise(&gates, &samples);
+    let start = run.soak_started.unwrap_or(now);
+    let end = run.passed_at.unwrap_or(now);
+    Ok(Some(Evidence {
+        ring: run.ring.clone(),
+        soak: ring.soak,
+        observed: (end - start).max(TimeDelta::zero()),
+        gates: summaries
+            .into_iter()
+            .map(|g| GateEvidence {
+                gate: g.gate.to_string(),
+                samples: g.samples,
+                failures: g.failures,
+                inconclusive: g.inconclusive,
+                worst: g
+                    .worst
+                    .into_iter()
+                    .map(|(c, v)| (c.to_string(), v))
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+fn ring_gates<'c>(config: &'c Config, ring: &Ring) -> Vec<&'c Gate> {
+    ring.gates
+        .iter()
+        .filter_map(|g| config.ring_set.gates.get(g))
+        .collect()
+}
+
+fn preflight_gates<'c>(config: &'c Config, ring: &Ring) -> Vec<&'c Gate> {
+    ring.preflight
+        .iter()
+        .filter_map(|g| config.ring_set.gates.get(g))
+        .collect()
+}
+
+/// Markdown evidence of a halt: why, then each gate's samples and worst values.
+pub fn halt_comment(reason: &str, evidence: Option<&Evidence>) -> String {
+    let mut out = format!(
+        "{}\n### 🛑 ringmaster halted this rollout\n\n{reason}\n\n",
+        render::comment_marker(HALT_COMMENT)
+    );
+    if let Some(e) = evidence {
+        out.push_str(&format!(
+            "Soak of ring `{}`: {} observed of {} required.\n\n| gate | samples | failures | inconclusive | worst per cluster |\n|---|---|---|---|---|\n",
+            e.ring,
+            rings::duration::format_duration(e.observed),
+            rings::duration::format_duration(e.soak)
+        ));
+        for g in &e.gates {
+            let worst: Vec<String> = g.worst.iter().map(|(c, v)| format!("{c}: {v}")).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                g.gate,
+                g.samples,
+                g.failures,
+                g.inconclusive,
+                worst.join(", ")
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str("Later rings get nothing until a person decides. Next steps:\n\n```sh\n");
+    out.push_str("ringmaster resume <rollout>          # re-run this ring's gates from zero\n");
+    out.push_str(
+        "ringmaster abort <rollout> --revert  # stop and restore the previous versions\n```\n",
+    );
+    out
+}
+
+impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
+    /// A daemon over `store`, opening PRs on `forge`, pushing through `gitops`, looking at the
+    /// clusters through `probe`, on `clock`.
+    pub fn new(
+        store: &'s Store,
+        forge: F,
+        gitops: MirrorGitOps,
+        probe: P,
+        clock: C,
+        options: DaemonOptions,
+    ) -> Self {
+        Daemon {
+            store,
+            forge,
+            gitops,
+            probe,
+            clock,
+            options,
+            loaded: None,
+        }
+    }
+
+    /// The forge (the demo approves through it).
+    pub fn forge(&self) -> &F {
+        &self.forge
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// The configuration of the last pass.
+    pub fn config(&self) -> Option<&Config> {
+        self.loaded.as_ref().map(|l| &l.config)
+    }
+
+    fn pr_url(&self, number: u64) -> String {
+        self.options
+            .pr_url_template
+            .replace("{n}", &number.to_string())
+    }
+
+    fn fingerprint(&self, config: Option<&Config>) -> Vec<(PathBuf, Option<SystemTime>)> {
+        let mut paths = vec![self.options.config_path.clone()];
+        if let Some(c) = config {
+            paths.push(c.settings.rings_path.clone());
+            for r in &c.releases {
+                paths.push(PathBuf::from(&r.source));
+            }
+            if let Some(dir) = std::path::Path::new(&c.settings.releases_glob).parent() {
+                paths.push(dir.to_path_buf());
+            }
+        }
+        paths.into_iter().map(|p| (p.clone(), mtime(&p))).collect()
+    }
+
+    /// Fetch, and reload the configuration when the base branch or a config file changed.
+    fn refresh(&mut self) -> Result<Oid, DaemonError> {
+        let base = self.gitops.refresh()?;
+        let stale = match &self.loaded {
+            None => true,
+            Some(l) => l.base != base || l.fingerprint != self.fingerprint(Some(&l.config)),
+        };
+        if stale {
+            let repo = self.gitops.mirror().repo();
+            let loaded = rings::load::load_with(&self.options.config_path, &mut |g| {
+                rings::load::read_registry_ref(
+                    repo,
+                    &format!("refs/remotes/origin/{}", g.branch),
+                    &g.branch,
+                    &g.registry,
+                    &rings::load::redact_url(&g.url),
+                )
+            })
+            .map_err(|d| {
+                DaemonError::Config(
+                    d.errors()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?;
+            let fingerprint = self.fingerprint(Some(&loaded.config));
+            self.loaded = Some(Loaded {
+                base,
+                fingerprint,
+                config: loaded.config,
+            });
+        }
+        Ok(base)
+    }
+
+    /// One reconcile pass.
+    pub async fn pass(&mut self) -> Result<PassReport, DaemonError> {
+        let mut report = PassReport::default();
+        self.refresh()?;
+        self.discover()?;
+        for rollout in self.store.rollouts()? {
+            if rollout.state.is_finished() {
+                continue;
+            }
+            self.reconcile_rollout(&rollout.name, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Start a rollout for every release that has none (file order).
+    fn discover(&mut self) -> Result<(), DaemonError> {
+        let Some(loaded) = &self.loaded else {
+            return Ok(());
+        };
+        let config = &loaded.config;
+        let now = self.clock.now();
+        let existing = self.store.rollouts()?;
+        let mut order = existing.iter().map(|r| r.order + 1).max().unwrap_or(0);
+        for release in &config.releases {
+            if existing.iter().any(|r| r.name == release.name.as_str()) {
+                continue;
+            }
+            let rollout = Rollout {
+                name: release.name.to_string(),
+                order,
+                summary: release.summary(),
+                state: RolloutState::Active,
+                created_at: now,
+                updated_at: now,
+            };
+            let runs: Vec<RingRun> = config
+                .ring_set
+                .rings
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    RingRun::pending(release.name.as_str(), r.name.as_str(), i as u32, now)
+                })
+                .collect();
+            let ev = event(
+                now,
+                release.name.as_str(),
+                None,
+                "started",
+                format!(
+                    "rollout of {} ({}) started across {} rings",
+                    release.summary(),
+                    release.source,
+                    runs.len()
+                ),
+            );
+            if self.store.create_rollout(&rollout, &runs, &ev)? {
+                order += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_rollout(
+        &mut self,
+        name: &str,
+        report: &mut PassReport,
+    ) -> Result<(), DaemonError> {
+        let Some(config) = self.loaded.as_ref().map(|l| &l.config) else {
+            return Ok(());
+        };
+        if config.release(name).is_none() {
+            report.warnings.push(format!(
+                "rollout `{name}`: its release is no longer in the release files; left as it is"
+            ));
+            return Ok(());
+        }
+        // Rings added to the ring file after the rollout started get their ring runs.
+        let runs = self.store.ring_runs(name)?;
+        let now = self.clock.now();
+        for (i, ring) in config.ring_set.rings.iter().enumerate() {
+            if !runs.iter().any(|r| r.ring == ring.name.as_str()) {
+                self.store.insert_ring_run(&RingRun::pending(
+                    name,
+                    ring.name.as_str(),
+                    i as u32,
+                    now,
+                ))?;
+            }
+        }
+        let ring_names: Vec<String> = config
+            .ring_set
+            .rings
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect();
+        for (index, ring) in ring_names.iter().enumerate() {
+            for _ in 0..MAX_TRANSITIONS_PER_PASS {
+                let Some(run) = self.store.ring_run(name, ring)? else {
+                    break;
+                };
+                match self.advance(name, index, run, report).await {
+                    Ok(true) => report.transitions += 1,
+                    Ok(false) => break,
+                    Err(DaemonError::Forge(e)) if e.is_transient() => {
+                        report.warnings.push(format!(
+                            "rollout `{name}`, ring `{ring}`: {e}; retrying next pass"
+                        ));
+                        report.due(self.clock.now() + PR_POLL);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // The rollout as a whole.
+        let Some(mut rollout) = self.store.rollout(name)? else {
+            return Ok(());
+        };
+        let runs = self.store.ring_runs(name)?;
+        let now = self.clock.now();
+        if rollout.state == RolloutState::Active
+            && !runs.is_empty()
+            && runs.iter().all(|r| r.phase == Phase::Passed)
+        {
+            rollout.state = RolloutState::Completed;
+            rollout.updated_at = now;
+            self.store.put_rollout(
+                &rollout,
+                &[event(
+                    now,
+                    name,
+                    None,
+                    "completed",
+                    "every ring passed".into(),
+                )],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Write a transition; `false` when another writer got there first (nothing happened).
+    fn commit(
+        &self,
+        old: &RingRun,
+        new: RingRun,
+        rollout: Option<&Rollout>,
+        events: &[Event],
+    ) -> Result<bool, DaemonError> {
+        Ok(self.store.transition(old, new, rollout, events)?.is_some())
+    }
+
+    fn moved(
+        &self,
+        old: &RingRun,
+        mut new: RingRun,
+        phase: Phase,
+        reason: Option<String>,
+        message: String,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        new.phase = phase;
+        new.phase_since = now;
+        new.reason = reason;
+        let ev = event(now, &old.rollout, Some(&old.ring), phase.as_str(), message);
+        self.commit(old, new, None, &[ev])
+    }
+
+    /// Whether new PRs and merges are allowed now for this ring, and if not why and until when.
+    fn gate_of_change(
+        &self,
+        config: &Config,
+        ring: &Ring,
+        rollout: &Rollout,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Hold>, DaemonError> {
+        if let RolloutState::Paused { by, reason } = &rollout.state {
+            return Ok(Err((format!("rollout paused by {by}: {reason}"), None)));
+        }
+        if let Some(f) = self.store.global_freeze()?
+            && now < f.until
+        {
+            return Ok(Err((
+                format!(
+                    "frozen by {} until {}: {}",
+                    f.by,
+                    f.until.to_rfc3339(),
+                    f.reason
+                ),
+                Some(f.until),
+            )));
+        }
+        if let Some(f) = window::freeze_at(&config.ring_set.freezes, now) {
+            return Ok(Err((
+                format!("change freeze until {}: {}", f.to.to_rfc3339(), f.reason),
+                Some(f.to),
+            )));
+        }
+        if let Some(w) = &ring.window
+            && !window::is_open(w, now)
+        {
+            let next = window::earliest_allowed(Some(w), &config.ring_set.freezes, now);
+            let why = match next {
+                Some(t) => format!("window closed; next opens {}", t.to_rfc3339()),
+                None => "window closed; no opening found within a year".to_owned(),
+            };
+            return Ok(Err((why, next)));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Advance one ring run by one step. `Ok(true)` when a transition was written.
+    async fn advance(
+        &mut self,
+        rollout_name: &str,
+        index: usize,
+        run: RingRun,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(rollout) = self.store.rollout(rollout_name)? else {
+            return Ok(false);
+        };
+        if rollout.state.is_finished() {
+            return Ok(false);
+        }
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let Some(release) = config.release(rollout_name) else {
+            return Ok(false);
+        };
+        let Some(ring) = config.ring_set.rings.get(index) else {
+            return Ok(false);
+        };
+        let halted = matches!(rollout.state, RolloutState::Halted { .. });
+        match run.phase {
+            Phase::Passed => Ok(false),
+            Phase::Halted => self.post_evidence(run).await,
+            Phase::Pending => {
+                if halted {
+                    return Ok(false);
+                }
+                if let RolloutState::Paused { .. } = rollout.state {
+                    return Ok(false);
+                }
+                if !self.ring_is_free(&rollout, index, &run)? {
+                    return Ok(false);
+                }
+                let members: Vec<String> = config
+                    .ring_clusters(index)
+                    .map(|c| c.id.to_string())
+                    .collect();
+                let mut new = run.clone();
+                new.members = members.clone();
+                new.started_at = Some(now);
+                match next_ring_step(config, release, index) {
+                    Err(ChangeError::Blocked {
+                        reason, cluster, ..
+                    }) => {
+                        let why = format!("cluster {cluster}: {reason}");
+                        self.moved(
+                            &run,
+                            new,
+                            Phase::Blocked,
+                            Some(why.clone()),
+                            format!("blocked: {why}"),
+                        )
+                    }
+                    Err(e) => Err(DaemonError::Config(e.to_string())),
+                    Ok(step) if step.clusters.is_empty() => {
+                        new.left_out = step
+                            .left_out
+                            .iter()
+                            .map(|(c, w)| (c.to_string(), w.clone()))
+                            .collect();
+                        new.passed_at = Some(now);
+                        self.moved(
+                            &run,
+                            new,
+                            Phase::Passed,
+                            None,
+                            format!(
+                                "nothing to do: none of the {} clusters needs {}",
+                                members.len(),
+                                release.summary()
+                            ),
+                        )
+                    }
+                    Ok(step) => {
+                        new.left_out = step
+                            .left_out
+                            .iter()
+                            .map(|(c, w)| (c.to_string(), w.clone()))
+                            .collect();
+                        self.moved(
+                            &run,
+                            new,
+                            Phase::WaitingForWindow,
+                            None,
+                            format!(
+                                "ring started with {} clusters ({} to change, {} left out)",
+                                members.len(),
+                                step.clusters.len(),
+                                step.left_out.len()
+                            ),
+                        )
+                    }
+                }
+            }
+            Phase::WaitingForWindow => {
+                if halted {
+                    return Ok(false);
+                }
+                match self.gate_of_change(config, ring, &rollout, now)? {
+                    Err((why, until)) => {
+                        if let Some(t) = until {
+                            report.due(t);
+                        }
+                        if run.reason.as_deref() != Some(why.as_str()) {
+                            let mut new = run.clone();
+                            new.reason = Some(why);
+                            // Not a phase change: no journal entry for every window tick.
+                            self.store.transition(&run, new, None, &[])?;
+                        }
+                        Ok(false)
+                    }
+                    Ok(()) => {
+                        let new = run.clone();
+                        self.moved(
+                            &run,
+                            new,
+                            Phase::Preflight,
+                            None,
+                            "window open: preflight".into(),
+                        )
+                    }
+                }
+            }
+            Phase::Preflight | Phase::Blocked => {
+                if halted {
+                    return Ok(false);
+                }
+                if let Err((why, until)) = self.gate_of_change(config, ring, &rollout, now)? {
+                    if let Some(t) = until {
+                        report.due(t);
+                    }
+                    let new = run.clone();
+                    return self.moved(&run, new, Phase::WaitingForWindow, Some(why.clone()), why);
+                }
+                self.preflight_and_open(rollout_name, index, run, report)
+                    .await
+            }
+            Phase::PrOpen => self.pr_open(&rollout, index, run, report).await,
+            Phase::Converging => self.converging(index, run, report).await,
+            Phase::Soaking => self.soaking(&rollout, index, run, report).await,
+        }
+    }
+
+    /// Ring `index` is free for `rollout`: the previous ring of the rollout passed, and every
+    /// earlier unfinished rollout passed this ring (never two rollouts on one ring, and
+    /// releases run in file order).
+    fn ring_is_free(
+        &self,
+        rollout: &Rollout,
+        index: usize,
+        _run: &RingRun,
+    ) -> Result<bool, DaemonError> {
+        if index > 0 {
+            let runs = self.store.ring_runs(&rollout.name)?;
+            let prev_passed = runs
+                .iter()
+                .find(|r| r.index as usize == index - 1)
+                .is_some_and(|r| r.phase == Phase::Passed);
+            if !prev_passed {
+                return Ok(false);
+            }
+        }
+        for other in self.store.rollouts()? {
+            if other.order >= rollout.order || other.state.is_finished() {
+                continue;
+            }
+            let runs = self.store.ring_runs(&other.name)?;
+            let passed = runs
+                .iter()
+                .find(|r| r.index as usize == index)
+                .is_none_or(|r| r.phase == Phase::Passed);
+            if !passed {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn preflight_and_open(
+        &mut self,
+        rollout_name: &str,
+        index: usize,
+        run: RingRun,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let (Some(release), Some(ring)) = (
+            config.release(rollout_name),
+            config.ring_set.rings.get(index),
+        ) else {
+            return Ok(false);
+        };
+        let step = match next_ring_step(config, release, index) {
+            Ok(s) => s,
+            Err(ChangeError::Blocked {
+                reason, cluster, ..
+            }) => {
+                let why = format!("cluster {cluster}: {reason}");
+                return self.block(&run, why, report);
+            }
+            Err(e) => return Err(DaemonError::Config(e.to_string())),
+        };
+        if step.clusters.is_empty() {
+            let mut new = run.clone();
+            new.passed_at = Some(now);
+            return self.moved(&run, new, Phase::Passed, None, "every step done".into());
+        }
+        // Preflight: every cluster of the step, built-in checks and the ring's preflight gates.
+        let gates = preflight_gates(config, ring);
+        let mut findings = Vec::new();
+        let probe = &self.probe;
+        let checks = step.clusters.iter().map(|cs| {
+            let target = targets_of(&cs.changes);
+            let gates = gates.clone();
+            async move {
+                let f = probe.preflight(cs.cluster, &target, &gates).await;
+                (cs.cluster.id.to_string(), f)
+            }
+        });
+        for (cluster, f) in futures_util::future::join_all(checks).await {
+            findings.extend(f.into_iter().map(|f| format!("{cluster}: {f}")));
+        }
+        if !findings.is_empty() {
+            let why = if findings.len() > 3 {
+                format!(
+                    "{} (and {} more)",
+                    findings[..3].join("; "),
+                    findings.len() - 3
+                )
+            } else {
+                findings.join("; ")
+            };
+            return self.block(&run, format!("preflight: {why}"), report);
+        }
+        // Baselines for `baseline: preUpgrade` gates, taken before anything changes.
+        let soak_gates = ring_gates(config, ring);
+        let members: Vec<&Cluster> = config
+            .ring_clusters(index)
+            .filter(|c| run.members.iter().any(|m| m == c.id.as_str()))
+            .collect();
+        let baselines = self.probe.sample_baselines(&soak_gates, &members).await;
+
+        // Build and push the branch, then find or open the PR.
+        let number = run.steps.len() as u32 + 1;
+        let last_pushed = run
+            .steps
+            .iter()
+            .find(|s| s.step == number)
+            .and_then(|s| Oid::from_str(&s.pr.head).ok());
+        let request = StepRequest {
+            config,
+            release,
+            ring_index: index,
+            step: number,
+            time: now,
+        };
+        let (publication, prepared) = match self.gitops.publish(&request, last_pushed) {
+            Err(GitOpsError::StaleRegistry { .. }) => {
+                // The base branch moved under the loaded registry: reload, try next time.
+                self.refresh()?;
+                report.due(now);
+                return Ok(false);
+            }
+            other => other?,
+        };
+        let Some(prepared) = prepared else {
+            debug_assert!(matches!(publication, Publication::NothingToChange));
+            let mut new = run.clone();
+            new.passed_at = Some(now);
+            return self.moved(&run, new, Phase::Passed, None, "every step done".into());
+        };
+        let head = match publication {
+            Publication::Pushed { commit, .. } | Publication::UpToDate { commit } => commit,
+            Publication::NothingToChange => prepared.commit,
+        };
+        let runs = self.store.ring_runs(rollout_name)?;
+        let matrix: Vec<(String, RingState)> = runs
+            .iter()
+            .map(|r| {
+                if r.index as usize == index {
+                    (
+                        r.ring.clone(),
+                        RingState::InProgress(format!("PR open (step {number})")),
+                    )
+                } else {
+                    (r.ring.clone(), ring_state(r))
+                }
+            })
+            .collect();
+        let evidence = match index
+            .checked_sub(1)
+            .and_then(|p| runs.iter().find(|r| r.index as usize == p))
+        {
+            Some(prev) => evidence_of(self.store, config, prev, now)?,
+            None => None,
+        };
+        let rule_checks = vec![
+            "No downgrade: every change moves a version up (or the release allows rollback)."
+                .to_owned(),
+            "Kubernetes moves one minor per step; kubelets stay within the skew policy.".to_owned(),
+            format!(
+                "Preflight held on all {} clusters of this step (cluster answers, no drift from the registry, no kubelet ahead{}).",
+                step.clusters.len(),
+                if gates.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} configured checks", gates.len())
+                }
+            ),
+        ];
+        let ctx = PrContext {
+            config,
+            release,
+            ring_index: index,
+            step: number,
+            edits: &prepared.edits,
+            left_out: &prepared.left_out,
+            matrix: &matrix,
+            evidence: evidence.as_ref(),
+            checks: &rule_checks,
+            revert: false,
+        };
+        let open = OpenPr {
+            branch: prepared.branch.clone(),
+            base: config.settings.gitops.branch.clone(),
+            title: render::title(&ctx),
+            body: render::body(&ctx),
+            labels: crate::forge::labels(rollout_name, ring.name.as_str()),
+            reviewers: if ring.merge == MergeMode::Manual {
+                ring.reviewers.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        let pr = self.forge.find_or_open(&open).await?;
+        let changes: Vec<ChangeRecord> = step
+            .clusters
+            .iter()
+            .flat_map(|cs| {
+                cs.changes.iter().map(|c| ChangeRecord {
+                    cluster: cs.cluster.id.to_string(),
+                    component: component_key(&c.component),
+                    from: c.from.as_str().to_owned(),
+                    to: c.to.as_str().to_owned(),
+                })
+            })
+            .collect();
+        let mut new = run.clone();
+        new.steps.retain(|s| s.step != number);
+        new.steps.push(StepRecord {
+            step: number,
+            pr: PrLink {
+                number: pr,
+                url: self.pr_url(pr),
+                branch: prepared.branch.clone(),
+                head: head.to_string(),
+            },
+            summary: release.summary(),
+            clusters: step
+                .clusters
+                .iter()
+                .map(|c| c.cluster.id.to_string())
+                .collect(),
+            opened_at: now,
+            merged_at: None,
+            merge_commit: None,
+            converged_at: None,
+            passed_at: None,
+            base: Some(prepared.base.to_string()),
+            changes,
+        });
+        new.baselines = baselines.into_iter().map(|((g, c), v)| (g, c, v)).collect();
+        let url = self.pr_url(pr);
+        report.due(now + PR_POLL);
+        self.moved(
+            &run,
+            new,
+            Phase::PrOpen,
+            None,
+            format!("step {number}: PR {url} opened ({})", open.title),
+        )
+    }
+
+    fn block(
+        &self,
+        run: &RingRun,
+        why: String,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        report.due(self.clock.now() + BLOCKED_POLL);
+        if run.phase == Phase::Blocked && run.reason.as_deref() == Some(why.as_str()) {
+            return Ok(false);
+        }
+        let new = run.clone();
+        let changed = self.moved(
+            run,
+            new,
+            Phase::Blocked,
+            Some(why.clone()),
+            format!("blocked: {why}"),
+        )?;
+        // Blocked → Blocked with a new reason is a write, not progress worth looping on.
+        Ok(changed && run.phase != Phase::Blocked)
+    }
+
+    async fn pr_open(
+        &mut self,
+        rollout: &Rollout,
+        index: usize,
+        run: RingRun,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(step) = run.current_step().cloned() else {
+            // No step recorded: back to preflight to open one.
+            let new = run.clone();
+            return self.moved(
+                &run,
+                new,
+                Phase::Preflight,
+                None,
+                "no PR recorded; preflight again".into(),
+            );
+        };
+        let status = self.forge.status(step.pr.number).await?;
+        match status.state {
+            PrLifecycle::Merged => {
+                let Some(loaded) = self.loaded.as_ref() else {
+                    return Ok(false);
+                };
+                let Some(ring) = loaded.config.ring_set.rings.get(index) else {
+                    return Ok(false);
+                };
+                let mut new = run.clone();
+                if let Some(s) = new.current_step_mut() {
+                    s.merged_at = Some(now);
+                    s.merge_commit = status.merge_sha.clone();
+                }
+                new.converge_deadline = Some(now + ring.converge_timeout);
+                report.due(now);
+                self.moved(
+                    &run,
+                    new,
+                    Phase::Converging,
+                    None,
+                    format!(
+                        "step {}: PR {} merged ({}); waiting up to {} for convergence",
+                        step.step,
+                        step.pr.url,
+                        status.merge_sha.as_deref().map_or("?", short),
+                        rings::duration::format_duration(ring.converge_timeout)
+                    ),
+                )
+            }
+            PrLifecycle::Closed => {
+                let reason = format!("PR {} was closed without merging", step.pr.url);
+                self.halt(rollout, run, reason, None).await
+            }
+            PrLifecycle::Open => {
+                let Some(loaded) = self.loaded.as_ref() else {
+                    return Ok(false);
+                };
+                let config = &loaded.config;
+                let Some(ring) = config.ring_set.rings.get(index) else {
+                    return Ok(false);
+                };
+                // Regenerate the branch when the base moved under it.
+                let base_now = loaded.base.to_string();
+                if step.base.as_deref().is_some_and(|b| b != base_now) {
+                    return self.regenerate(rollout, index, run, step).await;
+                }
+                let wants_merge = match ring.merge {
+                    MergeMode::Auto => true,
+                    MergeMode::Manual => self.options.merge_approved && status.approved(),
+                };
+                let checks_ok = matches!(status.checks, Checks::Success | Checks::None);
+                if !wants_merge || !checks_ok || status.head_sha != step.pr.head {
+                    // Waiting for people (review, merge) or checks: poll.
+                    report.due(now + PR_POLL);
+                    return Ok(false);
+                }
+                if let Err((_, until)) = self.gate_of_change(config, ring, rollout, now)? {
+                    // Ready to merge but outside the window or frozen: wake when it opens.
+                    report.due(until.unwrap_or(now + PR_POLL));
+                    return Ok(false);
+                }
+                // Fresh baselines right before the merge.
+                let soak_gates = ring_gates(config, ring);
+                let members: Vec<&Cluster> = config
+                    .ring_clusters(index)
+                    .filter(|c| run.members.iter().any(|m| m == c.id.as_str()))
+                    .collect();
+                let baselines = self.probe.sample_baselines(&soak_gates, &members).await;
+                match self.forge.merge(step.pr.number, &step.pr.head).await {
+                    Ok(_) => {
+                        // The base moved: the registry now says the new versions.
+                        self.refresh()?;
+                        if !baselines.is_empty() {
+                            let mut new = run.clone();
+                            new.baselines =
+                                baselines.into_iter().map(|((g, c), v)| (g, c, v)).collect();
+                            self.store.transition(&run, new, None, &[])?;
+                        }
+                        // The next status read sees the merge and moves to Converging.
+                        Ok(true)
+                    }
+                    Err(ForgeError::HeadMoved { .. } | ForgeError::NotMergeable { .. }) => {
+                        report.warnings.push(format!(
+                            "PR {} not merged yet: head or base moved",
+                            step.pr.url
+                        ));
+                        Ok(false)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    async fn regenerate(
+        &mut self,
+        rollout: &Rollout,
+        index: usize,
+        run: RingRun,
+        step: StepRecord,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let Some(release) = config.release(&rollout.name) else {
+            return Ok(false);
+        };
+        let request = StepRequest {
+            config,
+            release,
+            ring_index: index,
+            step: step.step,
+            time: now,
+        };
+        let lease = Oid::from_str(&step.pr.head).ok();
+        let (publication, prepared) = match self.gitops.publish(&request, lease) {
+            Err(GitOpsError::StaleRegistry { .. }) => {
+                self.refresh()?;
+                return Ok(false);
+            }
+            other => other?,
+        };
+        let mut new = run.clone();
+        let Some(prepared) = prepared else {
+            return Ok(false);
+        };
+        let head = match publication {
+            Publication::Pushed { commit, .. } | Publication::UpToDate { commit } => commit,
+            Publication::NothingToChange => return Ok(false),
+        };
+        if let Some(s) = new.current_step_mut() {
+            s.pr.head = head.to_string();
+            s.base = Some(prepared.base.to_string());
+        }
+        self.moved(
+            &run,
+            new,
+            Phase::PrOpen,
+            None,
+            format!(
+                "step {}: base branch moved; branch {} regenerated at {}",
+                step.step,
+                step.pr.branch,
+                short(&head.to_string())
+            ),
+        )
+    }
+
+    async fn converging(
+        &mut self,
+        index: usize,
+        run: RingRun,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let Some(step) = run.current_step() else {
+            return Ok(false);
+        };
+        let mut targets: BTreeMap<&str, Targets> = BTreeMap::new();
+        for c in &step.changes {
+            let t = targets.entry(c.cluster.as_str()).or_default();
+            let Ok(v) = Version::parse(&c.to) else {
+                continue;
+            };
+            if c.component == "kubernetes" {
+                t.kubernetes = Some(v);
+            } else if let Some(name) = c.component.strip_prefix("addon/") {
+                t.addons.insert(name.to_owned(), v);
+            } else if let Some(name) = c.component.strip_prefix("policy/") {
+                t.policies.insert(name.to_owned(), v);
+            }
+        }
+        let mut behind = Vec::new();
+        let probe = &self.probe;
+        let checks = targets.iter().filter_map(|(id, t)| {
+            let cluster = config
+                .fleet
+                .clusters
+                .iter()
+                .find(|c| c.id.as_str() == *id)?;
+            Some(async move { (id.to_string(), probe.convergence(config, cluster, t).await) })
+        });
+        for (id, r) in futures_util::future::join_all(checks).await {
+            if let Some(why) = r.inconclusive {
+                behind.push(format!("{id}: cannot tell ({why})"));
+            } else if !r.converged {
+                behind.push(format!("{id}: {}", r.behind.join(", ")));
+            }
+        }
+        if behind.is_empty() {
+            let mut new = run.clone();
+            if let Some(s) = new.current_step_mut() {
+                s.converged_at = Some(now);
+            }
+            new.soak_started = Some(now);
+            new.next_sample_at = Some(now);
+            new.gate_due.clear();
+            report.due(now);
+            let soak = config
+                .ring_set
+                .rings
+                .get(index)
+                .map_or(TimeDelta::zero(), |r| r.soak);
+            return self.moved(
+                &run,
+                new,
+                Phase::Soaking,
+                None,
+                format!(
+                    "step {}: every cluster converged; soaking for {}",
+                    run.step_number(),
+                    rings::duration::format_duration(soak)
+                ),
+            );
+        }
+        let deadline = run.converge_deadline.unwrap_or(now);
+        if now >= deadline {
+            let Some(rollout) = self.store.rollout(&run.rollout)? else {
+                return Ok(false);
+            };
+            let reason = format!(
+                "convergence timeout: after {} these clusters still do not run what Git says: {}",
+                rings::duration::format_duration(
+                    deadline
+                        - run
+                            .current_step()
+                            .and_then(|s| s.merged_at)
+                            .unwrap_or(deadline)
+                ),
+                behind.join("; ")
+            );
+            return self.halt(&rollout, run, reason, None).await;
+        }
+        if run.reason.as_deref() != Some(behind.join("; ").as_str()) {
+            let mut new = run.clone();
+            new.reason = Some(behind.join("; "));
+            self.store.transition(&run, new, None, &[])?;
+        }
+        report.due((now + CONVERGE_POLL).min(deadline));
+        Ok(false)
+    }
+
+    async fn soaking(
+        &mut self,
+        rollout: &Rollout,
+        index: usize,
+        run: RingRun,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let Some(ring) = config.ring_set.rings.get(index) else {
+            return Ok(false);
+        };
+        let step_no = run.step_number();
+        let gates = ring_gates(config, ring);
+        let left_out: Vec<&str> = run.left_out.iter().map(|(c, _)| c.as_str()).collect();
+        let members: Vec<&Cluster> = config
+            .fleet
+            .clusters
+            .iter()
+            .filter(|c| {
+                run.members.iter().any(|m| m == c.id.as_str()) && !left_out.contains(&c.id.as_str())
+            })
+            .collect();
+        // Sample the gates that are due.
+        let due: Vec<&Gate> = gates
+            .iter()
+            .copied()
+            .filter(|g| run.gate_due.get(g.name.as_str()).is_none_or(|t| *t <= now))
+            .collect();
+        let mut new = run.clone();
+        if !due.is_empty() && !members.is_empty() {
+            let baselines: Baselines = run
+                .baselines
+                .iter()
+                .map(|(g, c, v)| ((g.clone(), c.clone()), *v))
+                .collect();
+            let results = self.probe.evaluate(&due, &members, &baselines).await;
+            let records: Vec<SampleRecord> = results
+                .into_iter()
+                .map(|r| SampleRecord {
+                    at: now,
+                    gate: r.gate,
+                    cluster: r.cluster,
+                    outcome: match r.observation.outcome {
+                        Outcome::Pass => SampleOutcome::Pass,
+                        Outcome::Fail => SampleOutcome::Fail,
+                        Outcome::Inconclusive => SampleOutcome::Inconclusive,
+                    },
+                    value: r.observation.value,
+                    observed: r.observation.observed,
+                })
+                .collect();
+            self.store
+                .add_samples(&run.rollout, &run.ring, step_no, &records)?;
+            for g in &due {
+                new.gate_due.insert(g.name.to_string(), now + g.interval);
+            }
+        }
+        let samples: Vec<Sample> = self
+            .store
+            .samples(&run.rollout, &run.ring, step_no)?
+            .iter()
+            .filter_map(to_sample)
+            .collect();
+        let start = run.soak_started.unwrap_or(now);
+        let owned_gates: Vec<Gate> = gates.iter().map(|g| (*g).clone()).collect();
+        let ids: Vec<ClusterId> = members.iter().map(|c| c.id.clone()).collect();
+        match soak::evaluate(start, ring.soak, &owned_gates, &ids, &samples, now) {
+            Verdict::Halted { reason, .. } => self.halt(rollout, run, reason, Some(now)).await,
+            Verdict::Passed => {
+                new.passed_at = Some(now);
+                if let Some(s) = new.current_step_mut() {
+                    s.passed_at = Some(now);
+                }
+                let release = config.release(&rollout.name);
+                let more = match release.map(|r| next_ring_step(config, r, index)) {
+                    Some(Ok(s)) => !s.clusters.is_empty(),
+                    _ => false,
+                };
+                let soak_text = rings::duration::format_duration(ring.soak);
+                if more {
+                    // The next step of this ring (a laggard one minor further), through its window.
+                    new.soak_started = None;
+                    new.next_sample_at = None;
+                    new.passed_at = None;
+                    self.moved(
+                        &run,
+                        new,
+                        Phase::WaitingForWindow,
+                        None,
+                        format!(
+                            "step {step_no} passed its {soak_text} soak; the ring has another step"
+                        ),
+                    )
+                } else {
+                    self.moved(
+                        &run,
+                        new,
+                        Phase::Passed,
+                        None,
+                        format!("passed: every gate held on every cluster for {soak_text}"),
+                    )
+                }
+            }
+            Verdict::Soaking { passes_at, .. } => {
+                let next_sample = new.gate_due.values().min().copied();
+                let next = next_sample.map_or(passes_at, |s| s.min(passes_at)).max(now);
+                report.due(next);
+                new.next_sample_at = next_sample;
+                if new != run {
+                    self.store.transition(&run, new, None, &[])?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Halt: the ring and the rollout, one evidence comment and a label on the PR.
+    async fn halt(
+        &mut self,
+        rollout: &Rollout,
+        run: RingRun,
+        reason: String,
+        _at: Option<DateTime<Utc>>,
+    ) -> Result<bool, DaemonError> {
+        let now = self.clock.now();
+        let evidence = match self.loaded.as_ref() {
+            Some(l) => evidence_of(self.store, &l.config, &run, now)?,
+            None => None,
+        };
+        let comment = halt_comment(&reason, evidence.as_ref());
+        let mut new = run.clone();
+        new.evidence = Some(comment.clone());
+        let mut r = rollout.clone();
+        r.state = RolloutState::Halted {
+            ring: run.ring.clone(),
+            reason: reason.clone(),
+        };
+        r.updated_at = now;
+        new.phase = Phase::Halted;
+        new.phase_since = now;
+        new.reason = Some(reason.clone());
+        let ev = event(now, &run.rollout, Some(&run.ring), "halted", reason);
+        new.evidence_posted = false;
+        // Recorded first; the comment and label follow (the Halted state posts them, keyed,
+        // so a crash in between neither loses nor duplicates them).
+        self.commit(&run, new, Some(&r), &[ev])
+    }
+
+    /// A halted ring whose evidence is not on its PR yet: comment (keyed: never twice) and
+    /// label, then remember it.
+    async fn post_evidence(&mut self, run: RingRun) -> Result<bool, DaemonError> {
+        if run.evidence_posted {
+            return Ok(false);
+        }
+        let (Some(comment), Some(step)) = (run.evidence.clone(), run.current_step().cloned())
+        else {
+            let mut new = run.clone();
+            new.evidence_posted = true;
+            self.store.transition(&run, new, None, &[])?;
+            return Ok(false);
+        };
+        let now = self.clock.now();
+        let n = step.pr.number;
+        self.forge.comment(n, HALT_COMMENT, &comment).await?;
+        self.forge.add_labels(n, &[HALTED_LABEL.to_owned()]).await?;
+        let mut new = run.clone();
+        new.evidence_posted = true;
+        let ev = event(
+            now,
+            &run.rollout,
+            Some(&run.ring),
+            "evidence",
+            format!(
+                "halt evidence commented on {} (label {HALTED_LABEL})",
+                step.pr.url
+            ),
+        );
+        self.store.transition(&run, new, None, &[ev])?;
+        Ok(false)
+    }
+}
+
+/// What a cluster must run after a step.
+pub fn targets_of(changes: &[policies::versions::Change]) -> Targets {
+    let mut t = Targets::default();
+    for c in changes {
+        match &c.component {
+            Component::Kubernetes => t.kubernetes = Some(c.to.clone()),
+            Component::Addon(n) => {
+                t.addons.insert(n.clone(), c.to.clone());
+            }
+            Component::Policy(n) => {
+                t.policies.insert(n.clone(), c.to.clone());
+            }
+        }
+    }
+    t
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}

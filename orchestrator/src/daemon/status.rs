@@ -1,0 +1,279 @@
+//! What `ringmaster status` and `history` show, and the API serves: the ring × rollout matrix
+//! from the store, with the next window and a forecast from actual progress (DESIGN §7).
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use policies::window;
+use rings::model::Config;
+use serde_json::{Value, json};
+use state::{Phase, RingRun, Rollout, RolloutState, SampleOutcome, Store, StoreError};
+
+/// The forecast's assumption, stated with it.
+pub const FORECAST_NOTE: &str = "forecast from actual progress, assuming prompt review, convergence within each ring's \
+     convergeTimeout and one step per remaining ring";
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A ring run's forecast: (earliest PR open, earliest pass), chained from `ready` (when the
+/// previous ring passes). Returns the instant the next ring may start.
+fn forecast(
+    config: Option<&Config>,
+    run: &RingRun,
+    ready: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let Some(config) = config else {
+        return (None, None);
+    };
+    let Some(ring) = config
+        .ring_set
+        .rings
+        .iter()
+        .find(|r| r.name.as_str() == run.ring)
+    else {
+        return (None, None);
+    };
+    let step = run.current_step();
+    match run.phase {
+        Phase::Passed => (step.map(|s| s.opened_at), run.passed_at),
+        Phase::Halted => (step.map(|s| s.opened_at), None),
+        Phase::Soaking => (
+            step.map(|s| s.opened_at),
+            run.soak_started.map(|s| (s + ring.soak).max(now)),
+        ),
+        Phase::Converging => (
+            step.map(|s| s.opened_at),
+            run.converge_deadline.map(|d| d.max(now) + ring.soak),
+        ),
+        Phase::PrOpen => (
+            step.map(|s| s.opened_at),
+            Some(now + ring.converge_timeout + ring.soak),
+        ),
+        Phase::Pending | Phase::WaitingForWindow | Phase::Preflight | Phase::Blocked => {
+            let Some(ready) = ready else {
+                return (None, None);
+            };
+            let open = window::earliest_allowed(
+                ring.window.as_ref(),
+                &config.ring_set.freezes,
+                ready.max(now),
+            );
+            (open, open.map(|o| o + ring.converge_timeout + ring.soak))
+        }
+    }
+}
+
+/// One rollout as JSON: its state and every ring run.
+pub fn rollout_json(
+    store: &Store,
+    config: Option<&Config>,
+    rollout: &Rollout,
+    now: DateTime<Utc>,
+) -> Result<Value, StoreError> {
+    let runs = store.ring_runs(&rollout.name)?;
+    let mut ready = Some(now);
+    let mut rings = Vec::new();
+    for run in &runs {
+        let (open, pass) = if rollout.state.is_finished() {
+            (None, run.passed_at)
+        } else {
+            forecast(config, run, ready, now)
+        };
+        ready = pass;
+        let next_window = config.and_then(|c| {
+            let ring = c
+                .ring_set
+                .rings
+                .iter()
+                .find(|r| r.name.as_str() == run.ring)?;
+            let w = ring.window.as_ref()?;
+            window::current_or_next(w, now).map(|i| stamp(i.start))
+        });
+        let step = run.current_step();
+        let gates = match step {
+            Some(s) if matches!(run.phase, Phase::Soaking | Phase::Halted | Phase::Passed) => {
+                let samples = store.samples(&run.rollout, &run.ring, s.step)?;
+                let count = |o: SampleOutcome| samples.iter().filter(|x| x.outcome == o).count();
+                json!({"samples": samples.len(), "pass": count(SampleOutcome::Pass),
+                       "fail": count(SampleOutcome::Fail), "inconclusive": count(SampleOutcome::Inconclusive)})
+            }
+            _ => Value::Null,
+        };
+        rings.push(json!({
+            "ring": run.ring,
+            "phase": run.phase.as_str(),
+            "since": stamp(run.phase_since),
+            "reason": run.reason,
+            "step": run.step_number(),
+            "members": run.members,
+            "leftOut": run.left_out.iter().map(|(c, w)| json!({"cluster": c, "reason": w})).collect::<Vec<_>>(),
+            "pr": step.map(|s| json!({"number": s.pr.number, "url": s.pr.url, "branch": s.pr.branch, "head": s.pr.head})),
+            "steps": run.steps.iter().map(|s| json!({
+                "step": s.step, "pr": s.pr.url, "clusters": s.clusters,
+                "openedAt": stamp(s.opened_at), "mergedAt": s.merged_at.map(stamp),
+                "convergedAt": s.converged_at.map(stamp), "passedAt": s.passed_at.map(stamp),
+            })).collect::<Vec<_>>(),
+            "soakStarted": run.soak_started.map(stamp),
+            "nextWindow": next_window,
+            "gates": gates,
+            "forecast": {"prOpen": open.map(stamp), "passedBy": pass.map(stamp)},
+        }));
+    }
+    let (state_reason, state_ring) = match &rollout.state {
+        RolloutState::Halted { ring, reason } => (Some(reason.clone()), Some(ring.clone())),
+        RolloutState::Paused { by, reason } | RolloutState::Aborted { by, reason } => {
+            (Some(format!("{reason} (by {by})")), None)
+        }
+        _ => (None, None),
+    };
+    Ok(json!({
+        "name": rollout.name,
+        "summary": rollout.summary,
+        "state": rollout.state.word(),
+        "reason": state_reason,
+        "haltedRing": state_ring,
+        "createdAt": stamp(rollout.created_at),
+        "updatedAt": stamp(rollout.updated_at),
+        "rings": rings,
+    }))
+}
+
+/// Every rollout, plus the global freeze.
+pub fn status_json(
+    store: &Store,
+    config: Option<&Config>,
+    now: DateTime<Utc>,
+) -> Result<Value, StoreError> {
+    let rollouts = store
+        .rollouts()?
+        .iter()
+        .map(|r| rollout_json(store, config, r, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let freeze = store.global_freeze()?.filter(|f| f.until > now).map(|f| {
+        json!({"until": stamp(f.until), "reason": f.reason, "by": f.by, "since": stamp(f.since)})
+    });
+    Ok(json!({
+        "at": stamp(now),
+        "freeze": freeze,
+        "rollouts": rollouts,
+        "forecastNote": FORECAST_NOTE,
+    }))
+}
+
+fn cell(ring: &Value) -> String {
+    let phase = ring["phase"].as_str().unwrap_or("?");
+    let mut s = match phase {
+        "passed" => "✔ passed".to_owned(),
+        "halted" => "✘ HALTED".to_owned(),
+        "blocked" => "⛔ blocked".to_owned(),
+        "prOpen" => format!("PR {}", ring["pr"]["url"].as_str().unwrap_or("?")),
+        "soaking" => {
+            let g = &ring["gates"];
+            format!(
+                "soaking ({} samples, {} failed)",
+                g["samples"].as_u64().unwrap_or(0),
+                g["fail"].as_u64().unwrap_or(0)
+            )
+        }
+        other => other.to_owned(),
+    };
+    if let Some(p) = ring["forecast"]["passedBy"].as_str()
+        && phase != "passed"
+    {
+        s.push_str(&format!(" → passes ~{p}"));
+    }
+    s
+}
+
+/// The status as a table for people.
+pub fn status_table(status: &Value) -> String {
+    let mut out = String::new();
+    if let Some(f) = status["freeze"].as_object() {
+        out.push_str(&format!(
+            "GLOBAL FREEZE until {} by {}: {}\n\n",
+            f["until"].as_str().unwrap_or("?"),
+            f["by"].as_str().unwrap_or("?"),
+            f["reason"].as_str().unwrap_or("")
+        ));
+    }
+    let rollouts = status["rollouts"].as_array().cloned().unwrap_or_default();
+    if rollouts.is_empty() {
+        out.push_str(
+            "no rollouts yet (a release file on the config starts one at the next reconcile)\n",
+        );
+        return out;
+    }
+    for r in &rollouts {
+        out.push_str(&format!(
+            "{} — {} [{}]{}\n",
+            r["name"].as_str().unwrap_or("?"),
+            r["summary"].as_str().unwrap_or(""),
+            r["state"].as_str().unwrap_or("?"),
+            r["reason"]
+                .as_str()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        ));
+        for ring in r["rings"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  {:<16} {}\n",
+                ring["ring"].as_str().unwrap_or("?"),
+                cell(ring)
+            ));
+            if let Some(reason) = ring["reason"].as_str()
+                && !reason.is_empty()
+            {
+                out.push_str(&format!("  {:<16}   {}\n", "", reason));
+            }
+            if let Some(w) = ring["nextWindow"].as_str()
+                && matches!(
+                    ring["phase"].as_str(),
+                    Some("pending" | "waitingForWindow" | "blocked")
+                )
+            {
+                out.push_str(&format!("  {:<16}   next window {w}\n", ""));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("({FORECAST_NOTE})\n"));
+    out
+}
+
+/// `ringmaster history <rollout>` as JSON.
+pub fn history_json(store: &Store, rollout: &str) -> Result<Value, StoreError> {
+    let events = store.journal(rollout)?;
+    Ok(Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                json!({"at": stamp(e.at), "ring": e.ring, "kind": e.kind, "message": e.message, "actor": e.actor})
+            })
+            .collect(),
+    ))
+}
+
+/// `ringmaster history <rollout>` for people.
+pub fn history_table(history: &Value) -> String {
+    let mut out = String::new();
+    for e in history.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}  {:<14} {:<16} {}{}\n",
+            e["at"].as_str().unwrap_or("?"),
+            e["ring"].as_str().unwrap_or("-"),
+            e["kind"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or(""),
+            match e["actor"].as_str() {
+                Some("ringmaster") | None => String::new(),
+                Some(a) => format!(" (by {a})"),
+            }
+        ));
+    }
+    out
+}
+
+/// How long ago, for people.
+pub fn ago(d: TimeDelta) -> String {
+    rings::duration::format_duration(d)
+}

@@ -1,0 +1,623 @@
+//! The reconcile loop on a simulated clock: real git (the example fleet's GitOps repository),
+//! the real local forge and store, and a scripted cluster probe (the real one is exercised
+//! against the simulated fleet in `daemon_sim.rs`). A week of windows and soaks runs in
+//! well under a second per scenario.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use orchestrator::daemon::clock::{Clock, ManualClock};
+use orchestrator::daemon::probe::{
+    Baselines, ClusterProbe, ConvergenceReport, GateResult, Targets,
+};
+use orchestrator::daemon::{Daemon, DaemonOptions, HALTED_LABEL, control};
+use orchestrator::forge::local::LocalForge;
+use orchestrator::gitops::MirrorGitOps;
+use orchestrator::gitops::mirror::Mirror;
+use policies::gates::Observation;
+use policies::soak::Outcome;
+use policies::window;
+use rings::model::{Cluster, Config, Gate};
+use state::{Phase, RolloutState, Store};
+
+/// What the scripted fleet answers.
+#[derive(Default)]
+struct Script {
+    /// `cluster` → findings returned by preflight.
+    preflight: Vec<(String, String)>,
+    /// (gate, cluster) pairs that fail.
+    failing: Vec<(String, String)>,
+    /// Clusters that never converge.
+    stuck: Vec<String>,
+    /// Calls seen.
+    evaluations: usize,
+}
+
+#[derive(Clone, Default)]
+struct Scripted(Arc<Mutex<Script>>);
+
+impl ClusterProbe for Scripted {
+    async fn preflight(&self, cluster: &Cluster, _t: &Targets, _g: &[&Gate]) -> Vec<String> {
+        let s = self.0.lock().unwrap();
+        s.preflight
+            .iter()
+            .filter(|(c, _)| c == cluster.id.as_str())
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    async fn convergence(&self, _c: &Config, cluster: &Cluster, _t: &Targets) -> ConvergenceReport {
+        let s = self.0.lock().unwrap();
+        if s.stuck.iter().any(|c| c == cluster.id.as_str()) {
+            ConvergenceReport {
+                converged: false,
+                inconclusive: None,
+                behind: vec!["control plane v1.32.9 (target 1.33)".into()],
+            }
+        } else {
+            ConvergenceReport {
+                converged: true,
+                ..Default::default()
+            }
+        }
+    }
+
+    async fn evaluate(
+        &self,
+        gates: &[&Gate],
+        clusters: &[&Cluster],
+        _b: &Baselines,
+    ) -> Vec<GateResult> {
+        let mut s = self.0.lock().unwrap();
+        s.evaluations += 1;
+        let mut out = Vec::new();
+        for g in gates {
+            for c in clusters {
+                let fail = s
+                    .failing
+                    .iter()
+                    .any(|(gg, cc)| gg == g.name.as_str() && cc == c.id.as_str());
+                out.push(GateResult {
+                    gate: g.name.to_string(),
+                    cluster: c.id.to_string(),
+                    observation: Observation {
+                        outcome: if fail { Outcome::Fail } else { Outcome::Pass },
+                        value: Some(if fail { 0.2 } else { 0.001 }),
+                        observed: if fail { "0.2".into() } else { "0.001".into() },
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    async fn sample_baselines(&self, _g: &[&Gate], _c: &[&Cluster]) -> Baselines {
+        Baselines::new()
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    config: PathBuf,
+    gitops: PathBuf,
+    store: Store,
+}
+
+fn setup(releases: &[&str]) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
+    let dir = config.parent().unwrap().to_path_buf();
+    for entry in std::fs::read_dir(dir.join("releases")).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !releases.iter().any(|r| name.contains(r)) {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    // Shorter soaks (same windows): the simulated clock samples every gate every minute, so a
+    // 48h soak would be 2,880 passes per rollout.
+    let rings_path = dir.join("rings.yaml");
+    let text = std::fs::read_to_string(&rings_path)
+        .unwrap()
+        .replace("soak: 4h", "soak: 1h")
+        .replace("soak: 24h", "soak: 2h")
+        .replace("soak: 48h", "soak: 3h");
+    std::fs::write(&rings_path, text).unwrap();
+    let settings = rings::load::load_settings(&config).unwrap();
+    let store = Store::open(&settings.store_path).unwrap();
+    Setup {
+        gitops: dir.join("gitops"),
+        config,
+        store,
+        _tmp: tmp,
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn daemon<'s>(
+    s: &'s Setup,
+    probe: Scripted,
+    clock: ManualClock,
+) -> Daemon<'s, LocalForge<'s>, Scripted, ManualClock> {
+    let settings = rings::load::load_settings(&s.config).unwrap();
+    let mirror = Mirror::open(
+        &settings.data_dir,
+        &settings.gitops.location,
+        settings.gitops.auth.clone(),
+    )
+    .unwrap();
+    let gitops = MirrorGitOps::new(mirror, "main", settings.author.clone());
+    let forge = LocalForge::new(
+        &s.store,
+        git2::Repository::open(&s.gitops).unwrap(),
+        settings.author.clone(),
+    );
+    Daemon::new(
+        &s.store,
+        forge,
+        gitops,
+        probe,
+        clock,
+        DaemonOptions {
+            config_path: s.config.clone(),
+            merge_approved: true,
+            pr_url_template: "local#{n}".into(),
+        },
+    )
+}
+
+/// Run passes until every rollout is finished or halted, approving open PRs as a reviewer
+/// would, jumping the clock to the next due instant. Bounded.
+async fn drive(d: &mut Daemon<'_, LocalForge<'_>, Scripted, ManualClock>, until: DateTime<Utc>) {
+    for _ in 0..5_000 {
+        let report = d.pass().await.unwrap();
+        // A reviewer approves every open PR at its current head (a regenerated branch needs
+        // a new approval).
+        for pr in d.forge().open_prs().unwrap() {
+            d.forge().approve(pr.number, "alice").unwrap();
+        }
+        let rollouts = d.store().rollouts().unwrap();
+        if !rollouts.is_empty()
+            && rollouts
+                .iter()
+                .all(|r| r.state.is_finished() || matches!(r.state, RolloutState::Halted { .. }))
+        {
+            return;
+        }
+        let now = d.clock().now();
+        if now > until {
+            panic!("not done by {until}: {:#?}", d.store().rollouts().unwrap());
+        }
+        let next = report
+            .next_due
+            .filter(|n| *n > now)
+            .unwrap_or(now + TimeDelta::minutes(1));
+        d.clock().set(next.min(now + TimeDelta::hours(6)));
+    }
+    let status =
+        orchestrator::daemon::status::status_json(d.store(), d.config(), d.clock().now()).unwrap();
+    panic!(
+        "the loop did not settle in 5000 passes (at {}):\n{}",
+        d.clock().now(),
+        orchestrator::daemon::status::status_table(&status)
+    );
+}
+
+fn ring_by_name<'c>(config: &'c Config, name: &str) -> &'c rings::model::Ring {
+    config
+        .ring_set
+        .rings
+        .iter()
+        .find(|r| r.name.as_str() == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn three_releases_pass_four_rings_inside_windows_in_order_one_pr_per_step() {
+    let s = setup(&["01-k8s", "02-addons", "03-restricted"]);
+    // Monday 2026-11-23 06:00 UTC, before the first window.
+    let clock = ManualClock::new(t("2026-11-23T06:00:00Z"));
+    let mut d = daemon(&s, Scripted::default(), clock);
+    drive(&mut d, t("2026-12-18T00:00:00Z")).await;
+    let config = d.config().unwrap().clone();
+
+    let rollouts = s.store.rollouts().unwrap();
+    assert_eq!(
+        rollouts.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"],
+        "rollouts start in release file order"
+    );
+    assert!(
+        rollouts.iter().all(|r| r.state == RolloutState::Completed),
+        "{rollouts:#?}"
+    );
+
+    let mut branches = BTreeSet::new();
+    let mut steps_total = 0;
+    let mut spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for r in &rollouts {
+        let runs = s.store.ring_runs(&r.name).unwrap();
+        assert_eq!(runs.len(), 4);
+        let mut prev_passed: Option<DateTime<Utc>> = None;
+        for run in &runs {
+            assert_eq!(run.phase, Phase::Passed, "{run:#?}");
+            let ring = ring_by_name(&config, &run.ring);
+            for step in &run.steps {
+                steps_total += 1;
+                assert!(branches.insert(step.pr.branch.clone()), "one PR per branch");
+                if let Some(p) = prev_passed {
+                    assert!(
+                        step.opened_at >= p,
+                        "{}: ring {} opened {} before the previous ring passed {p}",
+                        r.name,
+                        run.ring,
+                        step.opened_at
+                    );
+                }
+                let w = ring.window.as_ref().unwrap();
+                assert!(
+                    window::is_open(w, step.opened_at),
+                    "{} opened outside its window at {}",
+                    step.pr.branch,
+                    step.opened_at
+                );
+                assert!(window::freeze_at(&config.ring_set.freezes, step.opened_at).is_none());
+                let merged = step.merged_at.unwrap();
+                let soak_start = step.converged_at.unwrap();
+                assert!(merged >= step.opened_at && soak_start >= merged);
+                assert!(
+                    step.passed_at.unwrap() - soak_start >= ring.soak,
+                    "full soak"
+                );
+            }
+            if let (Some(first), Some(passed)) = (run.steps.first(), run.passed_at) {
+                spans.push((run.ring.clone(), first.opened_at, passed));
+            }
+            prev_passed = run.passed_at.or(prev_passed);
+        }
+    }
+    // Never two rollouts on one ring at once.
+    for (i, a) in spans.iter().enumerate() {
+        for b in spans.iter().skip(i + 1) {
+            if a.0 == b.0 {
+                assert!(
+                    a.2 <= b.1 || b.2 <= a.1,
+                    "two rollouts overlap on ring {}: {a:?} {b:?}",
+                    a.0
+                );
+            }
+        }
+    }
+    // Every PR of the local forge is one of the ring steps: nothing duplicated.
+    let prs = s.store.local_prs().unwrap();
+    assert_eq!(prs.len(), steps_total);
+    assert!(prs.iter().all(|p| p.state == state::PrState::Merged));
+
+    // The cluster on 1.31 took two sequential steps (1.32, then 1.33) in its ring.
+    let k8s = s.store.ring_runs("k8s-1.33").unwrap();
+    let two_steps: Vec<_> = k8s.iter().filter(|r| r.steps.len() == 2).collect();
+    assert_eq!(
+        two_steps.len(),
+        1,
+        "exactly one ring holds the 1.31 laggard"
+    );
+    let run = two_steps[0];
+    assert!(run.steps[1].opened_at >= run.steps[0].passed_at.unwrap());
+    assert!(run.steps[1].pr.branch.ends_with("/2"));
+    let laggard_changes: Vec<_> = run
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.changes
+                .iter()
+                .filter(|c| c.from.starts_with("1.31") || c.to == "1.32")
+        })
+        .collect();
+    assert!(!laggard_changes.is_empty());
+
+    // The journal tells the story in order.
+    let kinds: Vec<String> = s
+        .store
+        .journal("k8s-1.33")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("completed"));
+    assert!(kinds.iter().filter(|k| *k == "prOpen").count() >= 4);
+
+    // The merged registry says 1.33 everywhere that was not paused.
+    let cfg = d.config().unwrap();
+    for c in &cfg.fleet.clusters {
+        if c.paused.is_none() {
+            assert_eq!(c.kubernetes.major_minor(), (1, 33), "{}", c.id);
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_gate_halts_with_one_evidence_comment_and_later_rings_get_nothing() {
+    let s = setup(&["01-k8s"]);
+    let probe = Scripted::default();
+    let mut d = daemon(
+        &s,
+        probe.clone(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    // Find a prod-canary cluster and make its error-ratio fail.
+    d.pass().await.unwrap();
+    let canary = d
+        .config()
+        .unwrap()
+        .ring_clusters(2)
+        .next()
+        .unwrap()
+        .id
+        .to_string();
+    probe
+        .0
+        .lock()
+        .unwrap()
+        .failing
+        .push(("error-ratio".into(), canary.clone()));
+    drive(&mut d, t("2026-12-18T00:00:00Z")).await;
+
+    let rollout = s.store.rollout("k8s-1.33").unwrap().unwrap();
+    let RolloutState::Halted { ring, reason } = &rollout.state else {
+        panic!("{rollout:#?}");
+    };
+    assert_eq!(ring, "prod-canary");
+    assert!(
+        reason.contains("error-ratio") && reason.contains(&canary),
+        "{reason}"
+    );
+    let runs = s.store.ring_runs("k8s-1.33").unwrap();
+    assert_eq!(runs[3].phase, Phase::Pending);
+    assert!(
+        runs[3].steps.is_empty(),
+        "no PR for the ring after the halt"
+    );
+    assert!(
+        s.store
+            .local_prs()
+            .unwrap()
+            .iter()
+            .all(|p| !p.branch.contains("/prod-main/"))
+    );
+
+    // More passes later: still exactly one halt comment, and the label.
+    for _ in 0..3 {
+        d.clock().advance(TimeDelta::hours(1));
+        d.pass().await.unwrap();
+    }
+    let canary_pr = s
+        .store
+        .local_prs()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.branch.contains("/prod-canary/"))
+        .unwrap();
+    let halts: Vec<_> = canary_pr
+        .comments
+        .iter()
+        .filter(|(k, _)| k == "halt")
+        .collect();
+    assert_eq!(halts.len(), 1, "{:?}", canary_pr.comments);
+    assert!(
+        halts[0].1.contains("error-ratio") && halts[0].1.contains("0.2"),
+        "{}",
+        halts[0].1
+    );
+    assert!(canary_pr.labels.iter().any(|l| l == HALTED_LABEL));
+
+    // Resume after the cause is gone: the gates run again from zero and the rollout completes.
+    probe.0.lock().unwrap().failing.clear();
+    let now = d.clock().now();
+    control::resume(&s.store, d.config(), "k8s-1.33", "alice", now).unwrap();
+    drive(&mut d, t("2026-12-18T00:00:00Z")).await;
+    assert_eq!(
+        s.store.rollout("k8s-1.33").unwrap().unwrap().state,
+        RolloutState::Completed
+    );
+    let journal = s.store.journal("k8s-1.33").unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.kind == "resumed" && e.actor == "alice")
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_preflight_finding_blocks_without_a_pr_until_it_clears() {
+    let s = setup(&["01-k8s"]);
+    let probe = Scripted::default();
+    let mut d = daemon(
+        &s,
+        probe.clone(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let first = d
+        .config()
+        .unwrap()
+        .ring_clusters(0)
+        .next()
+        .unwrap()
+        .id
+        .to_string();
+    probe.0.lock().unwrap().preflight.push((
+        first.clone(),
+        "kube.removedApis: policy/v1beta1 PodDisruptionBudget default/legacy-pdb (removed in 1.25)"
+            .into(),
+    ));
+    // Into the sandbox window (Monday 09:00 Berlin = 08:00 UTC) and a few passes.
+    d.clock().set(t("2026-11-23T08:30:00Z"));
+    for _ in 0..3 {
+        d.pass().await.unwrap();
+        d.clock().advance(TimeDelta::minutes(5));
+    }
+    let run = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    assert_eq!(run.phase, Phase::Blocked);
+    let reason = run.reason.unwrap();
+    assert!(
+        reason.contains(&first) && reason.contains("legacy-pdb"),
+        "{reason}"
+    );
+    assert!(
+        s.store.local_prs().unwrap().is_empty(),
+        "a blocked ring opens no PR"
+    );
+    let blocked_events = s
+        .store
+        .journal("k8s-1.33")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "blocked")
+        .count();
+    assert_eq!(blocked_events, 1, "the same reason is journalled once");
+
+    probe.0.lock().unwrap().preflight.clear();
+    d.pass().await.unwrap();
+    let run = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    // Sandbox merges automatically: within the pass the PR opened, merged and converged.
+    assert!(
+        matches!(
+            run.phase,
+            Phase::PrOpen | Phase::Converging | Phase::Soaking
+        ),
+        "{run:#?}"
+    );
+    assert_eq!(run.steps.len(), 1);
+    assert_eq!(s.store.local_prs().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_convergence_timeout_halts_naming_what_is_behind() {
+    let s = setup(&["01-k8s"]);
+    let probe = Scripted::default();
+    let mut d = daemon(
+        &s,
+        probe.clone(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let first = d
+        .config()
+        .unwrap()
+        .ring_clusters(0)
+        .next()
+        .unwrap()
+        .id
+        .to_string();
+    probe.0.lock().unwrap().stuck.push(first.clone());
+    drive(&mut d, t("2026-12-01T00:00:00Z")).await;
+    let run = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    assert_eq!(run.phase, Phase::Halted);
+    let reason = run.reason.unwrap();
+    assert!(
+        reason.contains("convergence timeout") && reason.contains(&first),
+        "{reason}"
+    );
+    let step = run.steps.last().unwrap();
+    assert!(run.phase_since - step.merged_at.unwrap() >= TimeDelta::minutes(45));
+    assert_eq!(
+        s.store
+            .ring_run("k8s-1.33", "nonprod")
+            .unwrap()
+            .unwrap()
+            .phase,
+        Phase::Pending
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pause_and_global_freeze_stop_new_prs_and_merges_but_not_soaks() {
+    let s = setup(&["01-k8s"]);
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T08:30:00Z")),
+    );
+    d.pass().await.unwrap();
+    // Sandbox PR opened and (auto) merged inside the window, soaking now.
+    for _ in 0..3 {
+        d.pass().await.unwrap();
+    }
+    let run = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    assert!(
+        matches!(run.phase, Phase::Soaking | Phase::Converging),
+        "{run:#?}"
+    );
+    let now = d.clock().now();
+    control::pause(&s.store, "k8s-1.33", "bob", "incident 42", now).unwrap();
+    // The soak goes on (a sample a minute) and finishes while paused; nonprod does not start.
+    for _ in 0..40 {
+        d.clock().advance(TimeDelta::minutes(1));
+        d.pass().await.unwrap();
+    }
+    let sandbox = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    assert!(sandbox.steps[0].passed_at.is_some(), "{sandbox:#?}");
+    assert_eq!(
+        s.store.local_prs().unwrap().len(),
+        1,
+        "no new PR while paused"
+    );
+    assert!(matches!(
+        sandbox.phase,
+        Phase::Passed | Phase::WaitingForWindow
+    ));
+    assert_eq!(
+        s.store
+            .ring_run("k8s-1.33", "nonprod")
+            .unwrap()
+            .unwrap()
+            .phase,
+        Phase::Pending
+    );
+    let prs_before = s.store.local_prs().unwrap().len();
+    // A global freeze, then resume the rollout: still nothing new while frozen.
+    let now = d.clock().now();
+    control::freeze(
+        &s.store,
+        now + TimeDelta::hours(2),
+        "incident 43",
+        "carol",
+        now,
+    )
+    .unwrap();
+    control::resume(&s.store, d.config(), "k8s-1.33", "bob", now).unwrap();
+    d.pass().await.unwrap();
+    assert_eq!(
+        s.store.local_prs().unwrap().len(),
+        prs_before,
+        "no PR during a freeze"
+    );
+    let sandbox = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    assert!(
+        sandbox.reason.unwrap_or_default().contains("incident 43"),
+        "the freeze is the reason shown"
+    );
+    // After the freeze the next PR opens (the window is still open: Monday 08:30–17:00 Berlin).
+    d.clock()
+        .advance(TimeDelta::hours(2) + TimeDelta::minutes(1));
+    d.pass().await.unwrap();
+    assert_eq!(s.store.local_prs().unwrap().len(), prs_before + 1);
+    let journal = s.store.journal("k8s-1.33").unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.kind == "paused" && e.actor == "bob" && e.message.contains("incident 42"))
+    );
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.kind == "frozen" && e.actor == "carol")
+    );
+}
