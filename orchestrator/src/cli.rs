@@ -20,9 +20,21 @@ pub struct Cli {
     /// Output format of read commands.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Log lines of the daemon: `plain` for people, `json` (one object per line) for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-11-24T09:00:00Z k8s-1.33 sandbox prOpen step 1: …`
+    Plain,
+    /// `{"ts":"…","level":"info","rollout":"k8s-1.33","ring":"sandbox","kind":"prOpen","msg":"…"}`
+    Json,
 }
 
 /// Output formats.
@@ -53,6 +65,9 @@ pub enum Command {
         /// Print the unified diff the ring's next step would commit (needs --release and --ring).
         #[arg(long, requires_all = ["release", "ring"])]
         diff: bool,
+        /// Run each ring's next-step preflight against the live clusters (kubeconfig) and print it.
+        #[arg(long, conflicts_with = "diff")]
+        preflight: bool,
     },
     /// Run the daemon: take every release through the rings until stopped (SIGINT/SIGTERM).
     Run {

@@ -1,5 +1,6 @@
 //! The ringmaster orchestrator: the daemon, its Git and forge sides, and the CLI commands.
 
+pub mod api;
 pub mod daemon;
 pub mod forge;
 pub mod gitops;

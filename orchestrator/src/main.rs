@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     // before any client is built so that no dependency has to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
+    output::set_log_json(cli.log_format == cli::LogFormat::Json);
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -133,3 +133,45 @@ pub fn plan_table(plan: &Plan, config: &Config) -> String {
     }
     out
 }
+
+static LOG_JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Choose the daemon's log format (once, at start).
+pub fn set_log_json(json: bool) {
+    let _ = LOG_JSON.set(json);
+}
+
+/// One log line on stderr: `level` is `info`, `warn` or `error`; `fields` are (key, value)
+/// pairs shown in the JSON form and, for `rollout`/`ring`/`kind`, in front of the message in
+/// the plain form. Messages never carry secrets: they come from the journal and from errors
+/// that redact tokens where they are made.
+pub fn log(level: &str, fields: &[(&str, &str)], msg: &str) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if LOG_JSON.get().copied().unwrap_or(false) {
+        let mut obj = serde_json::Map::new();
+        obj.insert("ts".into(), Value::from(now));
+        obj.insert("level".into(), Value::from(level));
+        for (k, v) in fields {
+            obj.insert((*k).into(), Value::from(*v));
+        }
+        obj.insert("msg".into(), Value::from(msg));
+        eprintln!("{}", Value::Object(obj));
+    } else {
+        let at = fields
+            .iter()
+            .find(|(k, _)| *k == "at")
+            .map_or(now.as_str(), |(_, v)| v);
+        let mut line = at.to_owned();
+        if level != "info" {
+            line.push(' ');
+            line.push_str(level);
+        }
+        for key in ["rollout", "ring", "kind"] {
+            if let Some((_, v)) = fields.iter().find(|(k, _)| *k == key) {
+                line.push(' ');
+                line.push_str(v);
+            }
+        }
+        eprintln!("{line} {msg}");
+    }
+}

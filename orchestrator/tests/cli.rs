@@ -483,3 +483,74 @@ fn demo_halts_on_the_injected_fault_with_evidence() {
         "prod-main stays untouched: {stdout}"
     );
 }
+
+/// `run --once --log-format json`: one reconcile pass; every log line is one JSON object with a
+/// level and a message, journal events carry rollout and kind; then `status` and `history`
+/// read the store the pass left.
+#[test]
+fn run_once_logs_json_lines_and_status_reads_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ringmaster");
+    let out = std::process::Command::new(bin)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "run",
+            "--once",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["msg"].is_string())
+    );
+    let started: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "started")
+        .filter_map(|l| l["rollout"].as_str())
+        .collect();
+    assert_eq!(
+        started,
+        ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"]
+    );
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rollouts = status["rollouts"].as_array().unwrap();
+    assert_eq!(rollouts.len(), 3);
+    assert_eq!(rollouts[0]["rings"].as_array().unwrap().len(), 4);
+    assert!(
+        rollouts[0]["rings"][3]["forecast"]["passedBy"].is_string(),
+        "{status}"
+    );
+    let out = std::process::Command::new(bin)
+        .args(["--config", config.to_str().unwrap(), "history", "k8s-1.33"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started across 4 rings"));
+    let out = std::process::Command::new(bin)
+        .args(["--config", config.to_str().unwrap(), "history", "no-such"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

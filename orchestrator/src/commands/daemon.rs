@@ -1,11 +1,13 @@
 //! `ringmaster run`, `status`, `history`, and the control commands (`resume`, `pause`, `abort`,
-//! `freeze`, `unfreeze`) on the store.
+//! `freeze`, `unfreeze`): through the running daemon's API when one answers, else on the store.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use orchestrator::api::{self, Metrics, client};
 use orchestrator::daemon::clock::{Clock, SystemClock};
 use orchestrator::daemon::live::LiveProbe;
 use orchestrator::daemon::probe::ClusterProbe;
@@ -15,13 +17,18 @@ use orchestrator::forge::github::{GitHubForge, RetryPolicy};
 use orchestrator::forge::local::LocalForge;
 use orchestrator::gitops::MirrorGitOps;
 use orchestrator::gitops::mirror::Mirror;
+use orchestrator::secret::Secret;
 use rings::model::{ForgeSettings, GitLocation, Settings};
 
 use crate::cli::{Cli, Output};
-use crate::output::print_diagnostics;
+use crate::output::{log, print_diagnostics};
 
 /// The shortest sleep between passes (a due time in the past does not spin).
 const MIN_SLEEP: Duration = Duration::from_millis(200);
+/// `/readyz` fails when no pass ended for this many reconcile intervals ...
+const READY_STALE_INTERVALS: i32 = 5;
+/// ... or this long, whichever is longer (a pass may wait out a forge rate limit).
+const READY_STALE_MIN: TimeDelta = TimeDelta::minutes(5);
 
 fn settings(cli: &Cli) -> Option<Settings> {
     match rings::load::load_settings(&cli.config) {
@@ -57,17 +64,15 @@ fn print_new_events(store: &state::Store, seen: &mut std::collections::BTreeMap<
         };
         let n = seen.entry(r.name.clone()).or_insert(0);
         for e in events.iter().skip(*n) {
-            eprintln!(
-                "{} {} {}{} {}",
-                e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                e.rollout,
-                e.ring
-                    .as_deref()
-                    .map(|r| format!("{r} "))
-                    .unwrap_or_default(),
-                e.kind,
-                e.message
-            );
+            let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let mut fields = vec![("at", at.as_str()), ("rollout", e.rollout.as_str())];
+            if let Some(ring) = &e.ring {
+                fields.push(("ring", ring.as_str()));
+            }
+            fields.push(("kind", e.kind.as_str()));
+            fields.push(("actor", e.actor.as_str()));
+            let level = if e.kind == "halted" { "warn" } else { "info" };
+            log(level, &fields, &e.message);
         }
         *n = events.len();
     }
@@ -77,18 +82,56 @@ async fn drive<F: Forge, P: ClusterProbe, C: Clock>(
     daemon: &mut Daemon<'_, F, P, C>,
     once: bool,
     interval: Duration,
+    shared: &api::Shared,
+    observe_forge: fn(&F, &Metrics),
 ) -> anyhow::Result<ExitCode> {
-    let mut seen = std::collections::BTreeMap::new();
+    // Only what happens from now on is printed (a restart does not replay the journal).
+    let mut seen: std::collections::BTreeMap<String, usize> = daemon
+        .store()
+        .rollouts()?
+        .iter()
+        .map(|r| {
+            let n = daemon.store().journal(&r.name).map_or(0, |j| j.len());
+            (r.name.clone(), n)
+        })
+        .collect();
+    match daemon.rebuild_from_forge().await {
+        Ok(0) => {}
+        Ok(n) => log(
+            "info",
+            &[],
+            &format!(
+                "the store was empty: rebuilt {n} rollout(s) from the forge's ringmaster PRs (unfinished soaks restart at 0)"
+            ),
+        ),
+        Err(e) => log(
+            "warn",
+            &[],
+            &format!("could not rebuild state from the forge: {e}"),
+        ),
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {
+        // One writer: control commands through the API wait for the pass to end.
+        let writing = shared.write_lock().await;
         let started = std::time::Instant::now();
         let result = daemon.pass().await;
+        shared.metrics().observe_reconcile(started.elapsed());
+        drop(writing);
+        shared.readiness().record(
+            daemon.clock().now(),
+            result.as_ref().map(|_| ()).map_err(ToString::to_string),
+        );
+        if let Some(config) = daemon.config() {
+            shared.set_config(config.clone());
+        }
+        observe_forge(daemon.forge(), shared.metrics());
         print_new_events(daemon.store(), &mut seen);
         let sleep = match result {
             Ok(report) => {
                 for w in &report.warnings {
-                    eprintln!("warning: {w}");
+                    log("warn", &[], w);
                 }
                 let until_due = report
                     .next_due
@@ -101,21 +144,26 @@ async fn drive<F: Forge, P: ClusterProbe, C: Clock>(
                 if once {
                     return Err(e.into());
                 }
-                eprintln!(
-                    "error: reconcile pass failed: {e}; retrying in {}s",
-                    interval.as_secs()
+                log(
+                    "error",
+                    &[],
+                    &format!(
+                        "reconcile pass failed: {e}; retrying in {}s",
+                        interval.as_secs()
+                    ),
                 );
                 interval
             }
         };
-        let _ = started;
         if once {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = tokio::signal::ctrl_c() => { eprintln!("stopping (SIGINT)"); return Ok(ExitCode::SUCCESS); }
-            _ = term.recv() => { eprintln!("stopping (SIGTERM)"); return Ok(ExitCode::SUCCESS); }
+            // A webhook or a control command: look again now.
+            _ = shared.wake().notified() => {}
+            _ = tokio::signal::ctrl_c() => { log("info", &[], "stopping (SIGINT)"); return Ok(ExitCode::SUCCESS); }
+            _ = term.recv() => { log("info", &[], "stopping (SIGTERM)"); return Ok(ExitCode::SUCCESS); }
         }
     }
 }
@@ -125,7 +173,24 @@ pub fn run(cli: &Cli, once: bool) -> anyhow::Result<ExitCode> {
     let Some(s) = settings(cli) else {
         return Ok(ExitCode::from(1));
     };
-    let store = state::Store::open(&s.store_path)?;
+    let store = Arc::new(state::Store::open(&s.store_path)?);
+    let interval = s
+        .reconcile_interval
+        .to_std()
+        .unwrap_or(Duration::from_secs(30));
+    let shared = api::Shared::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        Metrics::global(),
+        (s.reconcile_interval * READY_STALE_INTERVALS).max(READY_STALE_MIN),
+    );
+    // Before the mirror's first fetch, so that `/healthz` answers while it runs. `--once` is a
+    // one-shot: no server.
+    let _server = if once {
+        None
+    } else {
+        Some(start_api(&s, Arc::clone(&shared))?)
+    };
     let mirror = Mirror::open(&s.data_dir, &s.gitops.location, s.gitops.auth.clone())?;
     let gitops = MirrorGitOps::new(mirror, &s.gitops.branch, s.author.clone());
     let probe = LiveProbe(policies::probe::Probe::new(
@@ -134,10 +199,6 @@ pub fn run(cli: &Cli, once: bool) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     ));
-    let interval = s
-        .reconcile_interval
-        .to_std()
-        .unwrap_or(Duration::from_secs(30));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -159,7 +220,7 @@ pub fn run(cli: &Cli, once: bool) -> anyhow::Result<ExitCode> {
                     pr_url_template: "local#{n}".to_owned(),
                 };
                 let mut daemon = Daemon::new(&store, forge, gitops, probe, SystemClock, options);
-                drive(&mut daemon, once, interval).await
+                drive(&mut daemon, once, interval, &shared, |_, _| {}).await
             }
             ForgeSettings::GitHub(g) => {
                 let forge = GitHubForge::from_settings(g, RetryPolicy::default()).await?;
@@ -175,10 +236,79 @@ pub fn run(cli: &Cli, once: bool) -> anyhow::Result<ExitCode> {
                     pr_url_template: format!("{web}/{}/{}/pull/{{n}}", g.owner, g.repo),
                 };
                 let mut daemon = Daemon::new(&store, forge, gitops, probe, SystemClock, options);
-                drive(&mut daemon, once, interval).await
+                let rate_limit = |forge: &GitHubForge, metrics: &Metrics| {
+                    if let Some(n) = forge.rate_limit().remaining {
+                        metrics.set_rate_limit_remaining("github", n);
+                    }
+                };
+                drive(&mut daemon, once, interval, &shared, rate_limit).await
             }
         }
     })
+}
+
+/// Start the HTTP API on `api.listen` (DESIGN §9).
+fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiServer> {
+    let token = match &s.api_token {
+        Some(source) => Some(Secret::read(source).map_err(|e| {
+            anyhow::anyhow!("the API token (api.tokenEnv / api.tokenFile in ringmaster.yaml): {e}")
+        })?),
+        None => {
+            eprintln!(
+                "warning: no API token configured (api.tokenEnv or api.tokenFile): the API's control endpoints answer 403"
+            );
+            None
+        }
+    };
+    // `forge.github` has no webhook secret setting yet: `/webhooks/github` answers 404 and
+    // the forge is polled.
+    let options = api::ApiOptions {
+        token,
+        webhook_secret: None,
+    };
+    let server = api::ApiServer::start(&s.api_listen, shared, options)?;
+    eprintln!(
+        "API on http://{} (/healthz, /readyz, /metrics, /api/v1/rollouts)",
+        server.addr()
+    );
+    Ok(server)
+}
+
+/// A read through the running daemon's API (when it holds the store).
+fn read_through_api(s: &Settings, path: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!(
+        "{}{path}",
+        orchestrator::api::client::base_url(&s.api_listen)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        let value: serde_json::Value = response.json().await?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "{}",
+                value["error"]
+                    .as_str()
+                    .unwrap_or("the daemon refused the request")
+            );
+        }
+        Ok(value)
+    })
+}
+
+/// The store, or (when a running daemon holds it) `None` after checking the daemon answers.
+fn store_or_daemon(s: &Settings) -> anyhow::Result<Option<state::Store>> {
+    match state::Store::open(&s.store_path) {
+        Ok(store) => Ok(Some(store)),
+        Err(state::StoreError::Locked { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `ringmaster status`.
@@ -186,9 +316,18 @@ pub fn status(cli: &Cli) -> anyhow::Result<ExitCode> {
     let Some(s) = settings(cli) else {
         return Ok(ExitCode::from(1));
     };
-    let store = state::Store::open(&s.store_path)?;
-    let config = config_for_reads(cli);
-    let value = status::status_json(&store, config.as_ref(), Utc::now())?;
+    let value = match store_or_daemon(&s)? {
+        Some(store) => {
+            let config = config_for_reads(cli);
+            status::status_json(&store, config.as_ref(), Utc::now())?
+        }
+        None => read_through_api(&s, "/api/v1/rollouts").map_err(|e| {
+            anyhow::anyhow!(
+                "the store is held by a running daemon and its API at {} did not answer: {e}",
+                s.api_listen
+            )
+        })?,
+    };
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => print!("{}", status::status_table(&value)),
@@ -201,12 +340,16 @@ pub fn history(cli: &Cli, rollout: &str) -> anyhow::Result<ExitCode> {
     let Some(s) = settings(cli) else {
         return Ok(ExitCode::from(1));
     };
-    let store = state::Store::open(&s.store_path)?;
-    if store.rollout(rollout)?.is_none() {
-        eprintln!("error: no rollout named `{rollout}` (see `ringmaster status`)");
-        return Ok(ExitCode::from(1));
-    }
-    let value = status::history_json(&store, rollout)?;
+    let value = match store_or_daemon(&s)? {
+        Some(store) => {
+            if store.rollout(rollout)?.is_none() {
+                eprintln!("error: no rollout named `{rollout}` (see `ringmaster status`)");
+                return Ok(ExitCode::from(1));
+            }
+            status::history_json(&store, rollout)?
+        }
+        None => read_through_api(&s, &format!("/api/v1/rollouts/{rollout}/history"))?,
+    };
     match cli.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => print!("{}", status::history_table(&value)),
@@ -228,13 +371,76 @@ pub enum Control<'a> {
     Unfreeze,
 }
 
-/// The control commands, on the store.
+/// A control command through the running daemon's API: `Ok(code)` when the daemon answered
+/// (applied or refused), the client error when it did not (the caller writes the store).
+fn control_through_api(
+    s: &Settings,
+    what: &Control<'_>,
+    by: &str,
+) -> anyhow::Result<Result<ExitCode, client::ClientError>> {
+    let request = match *what {
+        Control::Resume(rollout) => client::Request::Resume { rollout },
+        Control::Pause(rollout, reason) => client::Request::Pause { rollout, reason },
+        Control::Abort(rollout, reason) => client::Request::Abort { rollout, reason },
+        Control::Freeze(until, reason) => client::Request::Freeze { until, reason },
+        Control::Unfreeze => client::Request::Unfreeze,
+    };
+    let (token, token_problem) = match &s.api_token {
+        None => (None, None),
+        Some(source) => match Secret::read(source) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sent = rt.block_on(client::send(&s.api_listen, token.as_ref(), &request, by));
+    Ok(match sent {
+        Ok(message) => {
+            println!(
+                "{message} (through the running daemon at {})",
+                client::base_url(&s.api_listen)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(client::ClientError::Refused {
+            status, message, ..
+        }) => {
+            eprintln!("error: {message}");
+            if let (401 | 403, Some(problem)) = (status, token_problem) {
+                eprintln!(
+                    "hint: the API token of ringmaster.yaml could not be read here: {problem}"
+                );
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => Err(other),
+    })
+}
+
+/// The control commands: through the running daemon's API (`api.listen`) when one answers,
+/// else on the store.
 pub fn control(cli: &Cli, what: Control<'_>, by: Option<&str>) -> anyhow::Result<ExitCode> {
     let Some(s) = settings(cli) else {
         return Ok(ExitCode::from(1));
     };
-    let store = state::Store::open(&s.store_path)?;
     let by = who(by);
+    let unanswered = match control_through_api(&s, &what, &by)? {
+        Ok(code) => return Ok(code),
+        Err(e) => e,
+    };
+    let store = match state::Store::open(&s.store_path) {
+        Ok(store) => store,
+        Err(locked @ state::StoreError::Locked { .. }) => {
+            eprintln!(
+                "error: {locked}\n  and the command could not go through that daemon's API either: {unanswered}\n  check that `api.listen` in {} is the running daemon's address (nothing was changed)",
+                cli.config.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let now = Utc::now();
     let result = match what {
         Control::Resume(r) => {

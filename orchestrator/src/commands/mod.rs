@@ -20,6 +20,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             diff: true,
             ..
         } => plan::diff(&cli, release.as_deref().unwrap_or_default(), ring),
+        Command::Plan {
+            release,
+            preflight: true,
+            ..
+        } => plan::preflight(&cli, release.as_deref()),
         Command::Plan { release, at, .. } => plan::run(&cli, release.as_deref(), *at),
         Command::Run { once } => daemon::run(&cli, *once),
         Command::Status => daemon::status(&cli),

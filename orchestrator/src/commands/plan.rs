@@ -132,3 +132,92 @@ pub fn diff(cli: &Cli, release: &str, ring: &str) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// `plan --preflight [--release R]`: for each release and ring, the preflight of the ring's
+/// next step (built-in checks and the ring's `preflight:` gates) against the live clusters
+/// through the kubeconfig. Exit 1 when any check does not hold.
+pub fn preflight(cli: &Cli, release: Option<&str>) -> anyhow::Result<ExitCode> {
+    let Some(source) = crate::repo::open_base(&cli.config)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let loaded = match source.load(&cli.config) {
+        Ok(l) => l,
+        Err(d) => {
+            print_diagnostics(&d);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let config = &loaded.config;
+    let probe = policies::probe::Probe::new(policies::probe::ProbeSettings {
+        kubeconfig: config.settings.kubeconfig.clone(),
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    rt.block_on(async {
+        for r in config
+            .releases
+            .iter()
+            .filter(|r| release.is_none_or(|n| r.name.as_str() == n))
+        {
+            for (i, ring) in config.ring_set.rings.iter().enumerate() {
+                let gates: Vec<&rings::model::Gate> = ring
+                    .preflight
+                    .iter()
+                    .filter_map(|g| config.ring_set.gates.get(g))
+                    .collect();
+                let step = match orchestrator::gitops::changes::next_ring_step(config, r, i) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        all_ok = false;
+                        results.push(serde_json::json!({"release": r.name.as_str(), "ring": ring.name.as_str(),
+                            "cluster": null, "ok": false, "findings": [e.to_string()]}));
+                        continue;
+                    }
+                };
+                for cs in &step.clusters {
+                    let target = policies::probe::Targets::from_step(&cs.changes);
+                    let p = probe.preflight(cs.cluster, &target, &gates).await;
+                    all_ok &= p.ok();
+                    results.push(serde_json::json!({
+                        "release": r.name.as_str(), "ring": ring.name.as_str(),
+                        "cluster": cs.cluster.id.as_str(), "ok": p.ok(),
+                        "findings": p.findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+        }
+    });
+    match cli.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        Output::Table => {
+            for r in &results {
+                let findings: Vec<&str> = r["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str())
+                    .collect();
+                println!(
+                    "{:<24} {:<14} {:<28} {}",
+                    r["release"].as_str().unwrap_or("?"),
+                    r["ring"].as_str().unwrap_or("?"),
+                    r["cluster"].as_str().unwrap_or("-"),
+                    if findings.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        findings.join("; ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

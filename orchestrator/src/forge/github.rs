@@ -115,6 +115,9 @@ pub fn api_url_is_safe(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// At most this many pages of 100 PRs are read when rebuilding state from GitHub.
+const MAX_LIST_PAGES: u32 = 50;
+
 impl GitHubForge {
     /// A forge over an existing octocrab client.
     pub fn new(
@@ -285,6 +288,7 @@ impl GitHubForge {
                 Method::DELETE => self.crab._delete(path, body).await,
                 other => return Err(ForgeError::Permanent(format!("unsupported method {other}"))),
             };
+            let metrics = crate::api::metrics::Metrics::global();
             let response = match sent {
                 Ok(r) => r,
                 Err(e) => match octocrab_error(&format!("{method} {path}"), &e) {
@@ -296,6 +300,10 @@ impl GitHubForge {
                         return Err(ForgeError::RateLimited { retry_after });
                     }
                     other => {
+                        metrics.forge_request(
+                            "github",
+                            crate::api::metrics::ForgeOutcome::NetworkError,
+                        );
                         last_error = other.to_string();
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
@@ -305,6 +313,10 @@ impl GitHubForge {
             let status = response.status();
             let head = response.headers().clone();
             self.note_rate(&head);
+            metrics.forge_request(
+                "github",
+                crate::api::metrics::ForgeOutcome::of_status(status.as_u16()),
+            );
             let bytes: BodyBytes =
                 match http_body_util::BodyExt::collect(response.into_body()).await {
                     Ok(b) => b.to_bytes().to_vec(),
@@ -560,6 +572,52 @@ pub fn combine_checks(status: &Value, runs: &Value) -> Checks {
 }
 
 impl Forge for GitHubForge {
+    async fn ringmaster_prs(&self) -> Result<Vec<super::PrSummary>, ForgeError> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let path = self.path(&format!(
+                "/pulls?state=all&sort=created&direction=asc&per_page=100&page={page}"
+            ));
+            let list = self.expect_ok(Method::GET, &path, None).await?;
+            let prs = list.as_array().cloned().unwrap_or_default();
+            for p in &prs {
+                let branch = p["head"]["ref"].as_str().unwrap_or_default();
+                if !branch.starts_with(crate::gitops::mirror::BRANCH_PREFIX) {
+                    continue;
+                }
+                let merged = !p["merged_at"].is_null();
+                out.push(super::PrSummary {
+                    number: p["number"].as_u64().unwrap_or_default(),
+                    branch: branch.to_owned(),
+                    body: p["body"].as_str().unwrap_or_default().to_owned(),
+                    state: if merged {
+                        PrLifecycle::Merged
+                    } else if p["state"].as_str() == Some("open") {
+                        PrLifecycle::Open
+                    } else {
+                        PrLifecycle::Closed
+                    },
+                    head_sha: p["head"]["sha"].as_str().unwrap_or_default().to_owned(),
+                    merge_sha: p["merge_commit_sha"]
+                        .as_str()
+                        .filter(|_| merged)
+                        .map(str::to_owned),
+                    labels: p["labels"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| l["name"].as_str().map(str::to_owned))
+                        .collect(),
+                });
+            }
+            if prs.len() < 100 {
+                break;
+            }
+        }
+        out.sort_by_key(|p| p.number);
+        Ok(out)
+    }
+
     async fn find_or_open(&self, pr: &OpenPr) -> Result<u64, ForgeError> {
         // Look first: a crash between push and create must never yield a second PR.
         let number = match self.find(&pr.branch).await? {

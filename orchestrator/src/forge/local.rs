@@ -137,6 +137,28 @@ impl<'a> LocalForge<'a> {
 }
 
 impl Forge for LocalForge<'_> {
+    async fn ringmaster_prs(&self) -> Result<Vec<super::PrSummary>, ForgeError> {
+        let mut prs = self.store.local_prs().map_err(store_err)?;
+        prs.sort_by_key(|p| p.number);
+        Ok(prs
+            .into_iter()
+            .filter(|p| p.branch.starts_with(crate::gitops::mirror::BRANCH_PREFIX))
+            .map(|p| super::PrSummary {
+                number: p.number,
+                branch: p.branch,
+                body: p.body,
+                state: match p.state {
+                    PrState::Open => PrLifecycle::Open,
+                    PrState::Closed => PrLifecycle::Closed,
+                    PrState::Merged => PrLifecycle::Merged,
+                },
+                head_sha: p.head,
+                merge_sha: p.merge_commit,
+                labels: p.labels,
+            })
+            .collect())
+    }
+
     async fn find_or_open(&self, pr: &OpenPr) -> Result<u64, ForgeError> {
         if let Some(existing) = self
             .store

@@ -77,6 +77,25 @@ impl PrStatus {
     }
 }
 
+/// A ringmaster PR as listed by [`Forge::ringmaster_prs`] (rebuilding state from the forge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrSummary {
+    /// Number.
+    pub number: u64,
+    /// Head branch (`ringmaster/...`).
+    pub branch: String,
+    /// Body (with the hidden marker).
+    pub body: String,
+    /// Open, closed, merged.
+    pub state: PrLifecycle,
+    /// Head commit.
+    pub head_sha: String,
+    /// Merge commit, once merged.
+    pub merge_sha: Option<String>,
+    /// Labels.
+    pub labels: Vec<String>,
+}
+
 /// Forge errors, classified so callers can branch: transient ones are retried with backoff,
 /// permanent ones halt with the message.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +161,8 @@ pub trait Forge {
     async fn comment(&self, number: u64, key: &str, body: &str) -> Result<(), ForgeError>;
     /// Add labels (a set: adding twice is a no-op).
     async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), ForgeError>;
+    /// Every PR whose head branch is under `ringmaster/`, any state, oldest first.
+    async fn ringmaster_prs(&self) -> Result<Vec<PrSummary>, ForgeError>;
 }
 
 /// The labels of a ring PR.

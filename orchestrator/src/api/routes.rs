@@ -1,0 +1,395 @@
+//! The API's routes and handlers. Every answer but `/healthz` and `/metrics` is JSON; errors
+//! are `{"error": "..."}` with the status saying what kind.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rings::model::Config;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use state::Store;
+use tokio::sync::mpsc::Receiver;
+
+use super::auth::{self, Denied};
+use super::{ApiOptions, Shared, WRITE_LOCK_WAIT, metrics};
+use crate::daemon::control::{self, ControlError};
+use crate::daemon::status;
+use crate::forge::webhook::{self, ForgeEvent};
+use crate::secret::Secret;
+
+/// Webhook events waiting to wake the loop; more are pointless (one wake-up re-reads all).
+const WEBHOOK_QUEUE: usize = 16;
+/// Who the journal names when a request does not say.
+const DEFAULT_ACTOR: &str = "api";
+
+struct Api {
+    shared: Arc<Shared>,
+    token: Option<Secret>,
+}
+
+type Reply = (StatusCode, axum::Json<Value>);
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    (status, axum::Json(body))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    reply(status, json!({"error": message.into()}))
+}
+
+/// The router, and the receiving end of the webhook queue when webhooks are on.
+pub(super) fn build(
+    shared: Arc<Shared>,
+    options: ApiOptions,
+) -> (Router, Option<Receiver<ForgeEvent>>) {
+    let api = Arc::new(Api {
+        shared,
+        token: options.token,
+    });
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/rollouts", get(rollouts))
+        .route("/api/v1/rollouts/{name}", get(rollout))
+        .route("/api/v1/rollouts/{name}/history", get(history))
+        .route("/api/v1/rollouts/{name}/pause", post(pause))
+        .route("/api/v1/rollouts/{name}/resume", post(resume))
+        .route("/api/v1/rollouts/{name}/abort", post(abort))
+        .route("/api/v1/freeze", post(freeze))
+        .route("/api/v1/unfreeze", post(unfreeze))
+        .fallback(not_found)
+        .with_state(api);
+    match options.webhook_secret {
+        Some(secret) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(WEBHOOK_QUEUE);
+            (
+                router.nest("/webhooks/github", webhook::router(secret, tx)),
+                Some(rx),
+            )
+        }
+        None => (router.route("/webhooks/github", post(no_webhooks)), None),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(api): State<Arc<Api>>) -> Reply {
+    let shared = &api.shared;
+    if let Err(e) = shared.store().global_freeze() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}"));
+    }
+    match shared.readiness().check(shared.now()) {
+        Ok(at) => reply(
+            StatusCode::OK,
+            json!({"ready": true, "lastPass": at.to_rfc3339_opts(SecondsFormat::Secs, true)}),
+        ),
+        Err(reason) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": reason}),
+        ),
+    }
+}
+
+async fn metrics_text(State(api): State<Arc<Api>>) -> Response {
+    let shared = &api.shared;
+    let config = shared.config();
+    match metrics::exposition(
+        shared.store(),
+        config.as_deref(),
+        shared.metrics(),
+        shared.now(),
+    ) {
+        Ok(text) => (
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn rollouts(State(api): State<Arc<Api>>) -> Reply {
+    let shared = &api.shared;
+    let config = shared.config();
+    match status::status_json(shared.store(), config.as_deref(), shared.now()) {
+        Ok(v) => reply(StatusCode::OK, v),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn rollout(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Reply {
+    let shared = &api.shared;
+    let config = shared.config();
+    let found = shared.store().rollout(&name).and_then(|r| {
+        r.map(|r| status::rollout_json(shared.store(), config.as_deref(), &r, shared.now()))
+            .transpose()
+    });
+    match found {
+        Ok(Some(v)) => reply(StatusCode::OK, v),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            ControlError::NoSuchRollout(name).to_string(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn history(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Reply {
+    let store = api.shared.store();
+    match store.rollout(&name) {
+        Ok(Some(_)) => match status::history_json(store, &name) {
+            Ok(v) => reply(StatusCode::OK, v),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            ControlError::NoSuchRollout(name).to_string(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The body of pause, resume and abort (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Who {
+    /// Why (pause, abort).
+    #[serde(default)]
+    reason: Option<String>,
+    /// Who, for the journal.
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// The body of `POST /api/v1/freeze`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreezeBody {
+    /// Until when (RFC 3339).
+    until: DateTime<Utc>,
+    /// Why.
+    reason: String,
+    /// Who.
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// The body of `POST /api/v1/unfreeze` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnfreezeBody {
+    /// Who.
+    #[serde(default)]
+    by: Option<String>,
+}
+
+fn actor(by: Option<String>) -> String {
+    by.map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| DEFAULT_ACTOR.to_owned())
+}
+
+fn denied(d: Denied) -> Response {
+    match d {
+        Denied::NoTokenConfigured => error(
+            StatusCode::FORBIDDEN,
+            "no API token configured (set api.tokenEnv or api.tokenFile in ringmaster.yaml); mutating endpoints are off",
+        )
+        .into_response(),
+        Denied::Missing | Denied::Wrong => {
+            let message = if d == Denied::Missing {
+                "this endpoint needs `Authorization: Bearer <token>` (the API token of ringmaster.yaml)"
+            } else {
+                "the bearer token is not the daemon's API token"
+            };
+            (
+                [(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+                error(StatusCode::UNAUTHORIZED, message),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`.
+fn body_or_default<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    body_json(body)
+}
+
+fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reply> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not what this endpoint takes: {e}"),
+        )
+    })
+}
+
+/// A control command: authorised, then applied under the write lock, then the loop woken.
+async fn apply(
+    api: &Api,
+    headers: &HeaderMap,
+    parse: impl FnOnce() -> Result<Command, Reply>,
+) -> Response {
+    if let Err(d) = auth::check(api.token.as_ref(), headers) {
+        return denied(d);
+    }
+    let command = match parse() {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let shared = &api.shared;
+    let Ok(_guard) = tokio::time::timeout(WRITE_LOCK_WAIT, shared.write_lock()).await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the daemon has been in a reconcile pass for over {}s; nothing changed, try again",
+                WRITE_LOCK_WAIT.as_secs()
+            ),
+        )
+        .into_response();
+    };
+    let config = shared.config();
+    let result = command.run(shared.store(), config.as_deref(), shared.now());
+    match result {
+        Ok(message) => {
+            shared.wake().notify_one();
+            reply(StatusCode::OK, json!({"message": message})).into_response()
+        }
+        Err(e) => {
+            let status = match &e {
+                ControlError::NoSuchRollout(_) => StatusCode::NOT_FOUND,
+                ControlError::WrongState { .. } | ControlError::Conflict(_) => StatusCode::CONFLICT,
+                ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, e.to_string()).into_response()
+        }
+    }
+}
+
+/// A parsed control command.
+enum Command {
+    Pause(String, Who),
+    Resume(String, Who),
+    Abort(String, Who),
+    Freeze(FreezeBody),
+    Unfreeze(UnfreezeBody),
+}
+
+impl Command {
+    fn run(
+        self,
+        store: &Store,
+        config: Option<&Config>,
+        now: DateTime<Utc>,
+    ) -> Result<String, ControlError> {
+        match self {
+            Command::Pause(name, w) => {
+                let reason = w.reason.unwrap_or_else(|| "paused by an operator".into());
+                control::pause(store, &name, &actor(w.by), &reason, now)
+            }
+            Command::Resume(name, w) => control::resume(store, config, &name, &actor(w.by), now),
+            Command::Abort(name, w) => {
+                let reason = w.reason.unwrap_or_else(|| "aborted by an operator".into());
+                control::abort(store, &name, &actor(w.by), &reason, now)
+            }
+            Command::Freeze(f) => control::freeze(store, f.until, &f.reason, &actor(f.by), now),
+            Command::Unfreeze(u) => control::unfreeze(store, &actor(u.by), now),
+        }
+    }
+}
+
+async fn pause(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    apply(&api, &headers, || {
+        Ok(Command::Pause(name, body_or_default(&body)?))
+    })
+    .await
+}
+
+async fn resume(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    apply(&api, &headers, || {
+        Ok(Command::Resume(name, body_or_default(&body)?))
+    })
+    .await
+}
+
+async fn abort(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    apply(&api, &headers, || {
+        Ok(Command::Abort(name, body_or_default(&body)?))
+    })
+    .await
+}
+
+async fn freeze(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = api.shared.now();
+    apply(&api, &headers, || {
+        let f: FreezeBody = body_json(&body)?;
+        if f.until <= now {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`until` ({}) is not in the future",
+                    f.until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            ));
+        }
+        if f.reason.trim().is_empty() {
+            return Err(error(StatusCode::BAD_REQUEST, "a freeze needs a `reason`"));
+        }
+        Ok(Command::Freeze(f))
+    })
+    .await
+}
+
+async fn unfreeze(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    apply(&api, &headers, || {
+        Ok(Command::Unfreeze(body_or_default(&body)?))
+    })
+    .await
+}
+
+async fn no_webhooks() -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        "GitHub webhooks are not configured on this ringmaster (no webhook secret); it polls the forge instead",
+    )
+}
+
+async fn not_found(method: Method, uri: Uri) -> Reply {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint {method} {}", uri.path()),
+    )
+}

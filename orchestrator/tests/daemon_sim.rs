@@ -1,0 +1,555 @@
+//! The real `ringmaster run` binary, in real time, against the simulated fleet (one fake
+//! Kubernetes API server per cluster, converging after the base branch changes) and the fake
+//! GitHub (real git repositories behind it) — the production code, unchanged: octocrab, the
+//! kube client, git2, sled. Soaks are seconds long. Every test is bounded and stops its
+//! processes and servers by itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use integration::github::FakeGitHub;
+use integration::sim::{Fault, SimFleet, SimOptions};
+use state::{Phase, RolloutState, Store};
+
+const REPO: &str = "acme/platform-gitops";
+const TOKEN_ENV: &str = "RINGMASTER_E2E_TOKEN";
+
+const RINGS: &str = r#"apiVersion: ringmaster/v1
+kind: RingSet
+rings:
+  - { name: sandbox, selector: { environment: sandbox }, merge: auto, convergeTimeout: 60s, soak: 2s, gates: [nodes-ready, pods-healthy] }
+  - { name: nonprod, selector: { environment: [dev, staging] }, merge: auto, convergeTimeout: 60s, soak: 2s, gates: [nodes-ready, pods-healthy] }
+  - { name: prod-canary, selector: { environment: prod, criticality: tier-2 }, merge: auto, convergeTimeout: 60s, soak: 3s, gates: [nodes-ready, pods-healthy] }
+  - { name: prod-main, selector: { environment: prod, criticality: tier-1 }, merge: manual, reviewers: [acme/platform-sre], convergeTimeout: 60s, soak: 2s, gates: [nodes-ready, pods-healthy] }
+gates:
+  nodes-ready: { kube: { nodesReady: { minRatio: 1.0 } }, interval: 1s, failureLimit: 3 }
+  pods-healthy: { kube: { podsHealthy: { namespaces: ["*"], maxRestartGrowth: 2 } }, interval: 1s, failureLimit: 2 }
+observe:
+  addons:
+    coredns: { kind: Deployment, namespace: kube-system, name: coredns, container: coredns }
+    vpc-cni: { kind: Deployment, namespace: kube-system, name: vpc-cni, container: vpc-cni }
+  policies:
+    restricted-prod: { apiVersion: policies.ringmaster.dev/v1, kind: PolicyBundle, name: restricted-prod, jsonPath: .status.version }
+"#;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+    github: FakeGitHub,
+    sim: SimFleet,
+}
+
+async fn world(faults: &[&str]) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = examples::materialize(&examples::fleet_dir(), &tmp.path().join("fleet")).unwrap();
+    let dir = config.parent().unwrap().to_path_buf();
+    for entry in std::fs::read_dir(dir.join("releases")).unwrap() {
+        let p = entry.unwrap().path();
+        if !p.to_string_lossy().contains("k8s-1.33") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let remote = dir.join("remote.git");
+    git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(dir.join("gitops").to_str().unwrap(), &remote)
+        .unwrap();
+    let github = FakeGitHub::start().await.unwrap();
+    let (owner, name) = REPO.split_once('/').unwrap();
+    github.add_repo(owner, name, &remote, "main");
+    let kubeconfig = dir.join("fleet.kubeconfig");
+    let mut opts = SimOptions::new(&remote);
+    opts.converge_after = Duration::from_millis(500);
+    opts.step_delay = Duration::from_millis(50);
+    opts.poll = Duration::from_millis(100);
+    opts.kubeconfig = kubeconfig.clone();
+    opts.faults = faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect();
+    let sim = SimFleet::start(opts).await.unwrap();
+    std::fs::write(dir.join("rings.yaml"), RINGS).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: ringmaster/v1\nkind: Orchestrator\n\
+             gitops: {{ url: ./remote.git, branch: main, registry: \"clusters/**/cluster.yaml\" }}\n\
+             forge: {{ github: {{ owner: {owner}, repo: {name}, apiUrl: \"{}\", tokenEnv: {TOKEN_ENV} }} }}\n\
+             rings: rings.yaml\nreleases: \"releases/*.yaml\"\nstore: ./ringmaster.db\n\
+             kube: {{ kubeconfig: \"{}\" }}\nreconcileInterval: 1s\n\
+             api: {{ listen: \"127.0.0.1:{}\" }}\n",
+            github.api_url(),
+            kubeconfig.display(),
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        ),
+    )
+    .unwrap();
+    World {
+        _tmp: tmp,
+        dir,
+        config,
+        github,
+        sim,
+    }
+}
+
+/// The daemon process and its stderr lines.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+            .args(["--config", config.to_str().unwrap(), "run"])
+            .env(TOKEN_ENV, "e2e-token-not-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// The next stderr line within `wait`.
+    async fn line(&self, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(l) = self.lines.try_recv() {
+                return Some(l);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A journal line printed by `run`: `<time> <rollout> [<ring> ]<kind> <message>`.
+fn is_event(line: &str) -> bool {
+    line.starts_with("20") && line.contains(" k8s-1.33 ")
+}
+
+/// A reviewer merges the open prod-main PR on GitHub (manual ring).
+fn merge_manual_prs(w: &World) {
+    for pr in w.github.pulls(REPO) {
+        if pr.state == "open" && pr.head_ref.contains("/prod-main/") {
+            w.github.approve(REPO, pr.number, "alice");
+            let _ = w.github.merge_pr_as_human(REPO, pr.number);
+        }
+    }
+}
+
+fn assert_one_pr_per_step(w: &World) {
+    let pulls = w.github.pulls(REPO);
+    let mut by_branch: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &pulls {
+        *by_branch.entry(p.head_ref.clone()).or_default() += 1;
+    }
+    assert!(
+        by_branch.values().all(|n| *n == 1),
+        "a branch has two PRs: {by_branch:?}"
+    );
+    for ring in ["sandbox", "nonprod", "prod-canary", "prod-main"] {
+        assert!(
+            by_branch.keys().any(|b| b.contains(&format!("/{ring}/"))),
+            "no PR for {ring}: {by_branch:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_a_release_through_four_rings_on_github_and_stops_on_sigterm() {
+    let w = world(&[]).await;
+    let d = Daemon::start(&w.config);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut log = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "not done in time:\n{}",
+            log.join("\n")
+        );
+        merge_manual_prs(&w);
+        if let Some(l) = d.line(Duration::from_millis(200)).await {
+            let done = l.contains("completed every ring passed");
+            log.push(l);
+            if done {
+                break;
+            }
+        }
+    }
+    // While the daemon holds the store, read commands go through its API.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args([
+            "--config",
+            w.config.to_str().unwrap(),
+            "--output",
+            "json",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["rollouts"][0]["state"], "completed", "{status}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .args([
+            "--config",
+            w.config.to_str().unwrap(),
+            "history",
+            "k8s-1.33",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every ring passed"));
+
+    let status = d.terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    assert_one_pr_per_step(&w);
+    let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
+    assert_eq!(
+        store.rollout("k8s-1.33").unwrap().unwrap().state,
+        RolloutState::Completed
+    );
+    let runs = store.ring_runs("k8s-1.33").unwrap();
+    let mut prev_pass = None;
+    for run in &runs {
+        assert_eq!(run.phase, Phase::Passed);
+        let first = run.steps.first().unwrap();
+        if let Some(p) = prev_pass {
+            assert!(
+                first.opened_at >= p,
+                "{} opened before the previous ring passed",
+                run.ring
+            );
+        }
+        prev_pass = run.passed_at;
+    }
+    // Every cluster (but the paused one) runs 1.33 now.
+    for c in w.sim.clusters() {
+        assert!(
+            c.kubernetes.starts_with("v1.33") || c.id == "azr-neu-prod-02",
+            "{} runs {}",
+            c.id,
+            c.kubernetes
+        );
+    }
+    // The manual ring's PR asked the team for review.
+    let main_pr = w
+        .github
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p.head_ref.contains("/prod-main/"))
+        .unwrap();
+    assert!(
+        main_pr
+            .requested_teams
+            .iter()
+            .any(|t| t.contains("platform-sre")),
+        "{main_pr:?}"
+    );
+}
+
+/// Crash safety: SIGKILL the daemon process right after every state transition it reports, and
+/// start it again, through a whole rollout that halts on an injected crash loop. One PR per
+/// ring step, exactly one evidence comment, an intact journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_every_transition_it_resumes_without_duplicates_or_losses() {
+    let w = world(&["aws-use1-prod-canary-01=crashloop@1.33"]).await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut kills = 0;
+    let mut log = Vec::new();
+    'outer: loop {
+        let d = Daemon::start(&w.config);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "not done in time after {kills} kills:\n{}",
+                log.join("\n")
+            );
+            merge_manual_prs(&w);
+            match d.line(Duration::from_millis(200)).await {
+                Some(l) if is_event(&l) => {
+                    let halted = l.contains(" halted ");
+                    log.push(l);
+                    if halted {
+                        // Kill right after the halt is recorded, before or while the evidence
+                        // is posted; the next start must post it exactly once.
+                        d.kill();
+                        kills += 1;
+                        break 'outer;
+                    }
+                    d.kill();
+                    kills += 1;
+                    continue 'outer;
+                }
+                Some(l) => log.push(l),
+                None => {}
+            }
+        }
+    }
+    // Let a fresh process finish what the halt left (the evidence comment), then stop it.
+    let d = Daemon::start(&w.config);
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pulls = w.github.pulls(REPO);
+        let canary = pulls.iter().find(|p| p.head_ref.contains("/prod-canary/"));
+        if canary.is_some_and(|p| p.labels.iter().any(|l| l == "ringmaster/halted")) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the evidence was never posted:\n{}",
+            log.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few more passes must not add anything.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(d.terminate().success());
+    // Each kill lands right after a pass that recorded at least one transition (a pass may
+    // record several: window, preflight and PR in one go).
+    assert!(
+        kills >= 5,
+        "the rollout should have been killed many times, saw {kills}:\n{}",
+        log.join("\n")
+    );
+
+    assert_one_pr_per_step_until_canary(&w);
+    let canary = w
+        .github
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p.head_ref.contains("/prod-canary/"))
+        .unwrap();
+    let halts = canary
+        .comments
+        .iter()
+        .filter(|c| c.body.contains("ringmaster:comment halt"))
+        .count();
+    assert_eq!(
+        halts, 1,
+        "exactly one evidence comment: {:?}",
+        canary.comments
+    );
+    let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
+    let rollout = store.rollout("k8s-1.33").unwrap().unwrap();
+    assert!(
+        matches!(rollout.state, RolloutState::Halted { ref ring, .. } if ring == "prod-canary"),
+        "{rollout:?}"
+    );
+    let journal = store.journal("k8s-1.33").unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "halted").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "evidence").count(),
+        1,
+        "{kinds:?}"
+    );
+    for ring in ["sandbox", "nonprod"] {
+        assert!(
+            journal
+                .iter()
+                .any(|e| e.kind == "passed" && e.ring.as_deref() == Some(ring)),
+            "{kinds:?}"
+        );
+    }
+    assert!(
+        w.github
+            .pulls(REPO)
+            .iter()
+            .all(|p| !p.head_ref.contains("/prod-main/")),
+        "no PR after the halt"
+    );
+}
+
+fn assert_one_pr_per_step_until_canary(w: &World) {
+    let pulls = w.github.pulls(REPO);
+    let mut by_branch: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &pulls {
+        *by_branch.entry(p.head_ref.clone()).or_default() += 1;
+    }
+    assert!(
+        by_branch.values().all(|n| *n == 1),
+        "a branch has two PRs: {by_branch:?}"
+    );
+    for ring in ["sandbox", "nonprod", "prod-canary"] {
+        assert!(
+            by_branch.keys().any(|b| b.contains(&format!("/{ring}/"))),
+            "{by_branch:?}"
+        );
+    }
+}
+
+/// Losing the store midway loses no rollout: the next start rebuilds it from the PRs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_deleted_midway_it_rebuilds_from_github_and_finishes() {
+    let w = world(&[]).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let d = Daemon::start(&w.config);
+    let mut log = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "{}", log.join("\n"));
+        if let Some(l) = d.line(Duration::from_millis(200)).await {
+            let nonprod_passed = l.contains(" nonprod passed");
+            log.push(l);
+            if nonprod_passed {
+                break;
+            }
+        }
+    }
+    d.kill();
+    std::fs::remove_dir_all(w.dir.join("ringmaster.db")).unwrap();
+    let d = Daemon::start(&w.config);
+    let mut rebuilt = false;
+    loop {
+        assert!(Instant::now() < deadline, "{}", log.join("\n"));
+        merge_manual_prs(&w);
+        if let Some(l) = d.line(Duration::from_millis(200)).await {
+            rebuilt |= l.contains("rebuilt 1 rollout(s) from the forge");
+            let done = l.contains("completed every ring passed");
+            log.push(l);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(d.terminate().success());
+    assert!(rebuilt, "the log says it rebuilt: {}", log.join("\n"));
+    assert_one_pr_per_step(&w);
+    let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
+    let journal = store.journal("k8s-1.33").unwrap();
+    assert!(journal.iter().any(|e| e.kind == "rebuilt"));
+    assert_eq!(
+        store.rollout("k8s-1.33").unwrap().unwrap().state,
+        RolloutState::Completed
+    );
+}
+
+/// `plan --preflight` runs each ring's next-step preflight against the live clusters: a removed
+/// API still in use on a sandbox cluster is named (and exits 1); once the object and its
+/// requests are gone, the preflight holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_preflight_names_a_removed_api_in_use_until_it_is_gone() {
+    let w = world(&["aws-use1-sbx-01=removed-api"]).await;
+    let rings = std::fs::read_to_string(w.dir.join("rings.yaml"))
+        .unwrap()
+        .replace(
+            "soak: 2s, gates: [nodes-ready, pods-healthy] }\n  - { name: nonprod",
+            "soak: 2s, preflight: [removed-apis], gates: [nodes-ready, pods-healthy] }\n  - { name: nonprod",
+        )
+        .replace("gates:\n  nodes-ready", "gates:\n  removed-apis: { kube: { removedApis: {} } }\n  nodes-ready");
+    std::fs::write(w.dir.join("rings.yaml"), rings).unwrap();
+    let run = || {
+        let config = w.config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+                    .args([
+                        "--config",
+                        config.to_str().unwrap(),
+                        "plan",
+                        "--preflight",
+                        "--output",
+                        "json",
+                    ])
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let out = run().await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let sbx = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cluster"] == "aws-use1-sbx-01")
+        .unwrap();
+    assert_eq!(sbx["ok"], false);
+    let findings = sbx["findings"].to_string();
+    assert!(
+        findings.contains("removedApis") || findings.contains("removed"),
+        "{findings}"
+    );
+    assert!(
+        findings.contains("1.25"),
+        "the finding names when the API was removed: {findings}"
+    );
+    // Every other cluster's preflight holds (they answer, no drift, no removed API).
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["cluster"] != "aws-use1-sbx-01")
+            .all(|r| r["ok"] == true),
+        "{stdout}"
+    );
+
+    w.sim.clear_faults("aws-use1-sbx-01");
+    let out = run().await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
