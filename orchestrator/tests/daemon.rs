@@ -621,3 +621,71 @@ async fn pause_and_global_freeze_stop_new_prs_and_merges_but_not_soaks() {
             .any(|e| e.kind == "frozen" && e.actor == "carol")
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pause_and_a_freeze_are_told_on_the_open_pr_once_and_lifted() {
+    let s = setup(&["01-k8s"]);
+    // Manual sandbox so its PR stays open while we pause.
+    let rings = s.config.parent().unwrap().join("rings.yaml");
+    let text = std::fs::read_to_string(&rings)
+        .unwrap()
+        .replacen("merge: auto", "merge: manual", 1);
+    std::fs::write(&rings, text).unwrap();
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T08:30:00Z")),
+    );
+    d.pass().await.unwrap();
+    let pr = || s.store.local_prs().unwrap().into_iter().next().unwrap();
+    assert_eq!(pr().state, state::PrState::Open);
+    let now = d.clock().now();
+    control::pause(&s.store, "k8s-1.33", "bob", "incident 42", now).unwrap();
+    d.forge().approve(pr().number, "alice").unwrap();
+    for _ in 0..3 {
+        d.clock().advance(TimeDelta::minutes(1));
+        d.pass().await.unwrap();
+    }
+    let p = pr();
+    assert_eq!(
+        p.state,
+        state::PrState::Open,
+        "no merge while paused, even approved"
+    );
+    let holds: Vec<_> = p.comments.iter().filter(|(k, _)| k == "hold").collect();
+    assert_eq!(holds.len(), 1);
+    assert!(
+        holds[0].1.contains("Paused") && holds[0].1.contains("incident 42"),
+        "{}",
+        holds[0].1
+    );
+    let now = d.clock().now();
+    control::resume(&s.store, d.config(), "k8s-1.33", "bob", now).unwrap();
+    control::freeze(
+        &s.store,
+        now + TimeDelta::minutes(30),
+        "incident 43",
+        "carol",
+        now,
+    )
+    .unwrap();
+    d.pass().await.unwrap();
+    let p = pr();
+    assert_eq!(p.state, state::PrState::Open, "no merge while frozen");
+    let hold = &p.comments.iter().find(|(k, _)| k == "hold").unwrap().1;
+    assert!(
+        hold.contains("Frozen") && hold.contains("incident 43"),
+        "{hold}"
+    );
+    d.clock().advance(TimeDelta::minutes(31));
+    d.pass().await.unwrap();
+    let p = pr();
+    assert_eq!(
+        p.state,
+        state::PrState::Merged,
+        "merged once the freeze ended"
+    );
+    let hold = &p.comments.iter().find(|(k, _)| k == "hold").unwrap().1;
+    assert!(hold.contains("lifted"), "{hold}");
+    assert_eq!(p.comments.iter().filter(|(k, _)| k == "hold").count(), 1);
+}

@@ -247,6 +247,9 @@ pub struct RingRun {
     /// Halted: the evidence is on the PR (comment and label).
     #[serde(default)]
     pub evidence_posted: bool,
+    /// The pause/freeze notice last written on the open PR (`None`: none, or lifted).
+    #[serde(default)]
+    pub notice: Option<String>,
     /// When the ring started (left Pending).
     pub started_at: Option<DateTime<Utc>>,
     /// When it passed.
@@ -274,6 +277,7 @@ impl RingRun {
             baselines: Vec::new(),
             evidence: None,
             evidence_posted: false,
+            notice: None,
             started_at: None,
             passed_at: None,
         }

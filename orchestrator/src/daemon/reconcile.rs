@@ -36,6 +36,8 @@ const BLOCKED_POLL: TimeDelta = TimeDelta::seconds(60);
 pub const HALTED_LABEL: &str = "ringmaster/halted";
 /// The key of the (single) halt comment on a PR.
 const HALT_COMMENT: &str = "halt";
+/// The key of the (single) pause/freeze notice on a PR.
+const NOTICE_COMMENT: &str = "hold";
 
 /// Errors that end a pass early (the next pass retries). Per-ring problems are not errors:
 /// they become `Blocked` or `Halted` states with their reason.
@@ -235,10 +237,8 @@ fn preflight_gates<'c>(config: &'c Config, ring: &Ring) -> Vec<&'c Gate> {
 
 /// Markdown evidence of a halt: why, then each gate's samples and worst values.
 pub fn halt_comment(reason: &str, evidence: Option<&Evidence>) -> String {
-    let mut out = format!(
-        "{}\n### 🛑 ringmaster halted this rollout\n\n{reason}\n\n",
-        render::comment_marker(HALT_COMMENT)
-    );
+    // The forge puts the comment's key marker in front (one comment per key, never two).
+    let mut out = format!("### 🛑 ringmaster halted this rollout\n\n{reason}\n\n");
     if let Some(e) = evidence {
         out.push_str(&format!(
             "Soak of ring `{}`: {} observed of {} required.\n\n| gate | samples | failures | inconclusive | worst per cluster |\n|---|---|---|---|---|\n",
@@ -1208,6 +1208,12 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             );
         };
         let status = self.forge.status(step.pr.number).await?;
+        if status.state == PrLifecycle::Open {
+            self.post_notice(rollout, &run, &step).await?;
+        }
+        let Some(run) = self.store.ring_run(&run.rollout, &run.ring)? else {
+            return Ok(false);
+        };
         match status.state {
             PrLifecycle::Merged => {
                 let Some(loaded) = self.loaded.as_ref() else {
@@ -1625,6 +1631,54 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         // Recorded first; the comment and label follow (the Halted state posts them, keyed,
         // so a crash in between neither loses nor duplicates them).
         self.commit(&run, new, Some(&r), &[ev])
+    }
+
+    /// Tell the open PR about a pause or a global freeze (and when it is lifted): one keyed
+    /// comment, written only when the notice changes.
+    async fn post_notice(
+        &mut self,
+        rollout: &Rollout,
+        run: &RingRun,
+        step: &StepRecord,
+    ) -> Result<(), DaemonError> {
+        let now = self.clock.now();
+        let wanted = if let RolloutState::Paused { by, reason } = &rollout.state {
+            Some(format!(
+                "⏸ **Paused** by {by}: {reason}. ringmaster will not merge this PR or open new ones \
+                 for `{}` until `ringmaster resume {}`; soaks keep measuring.",
+                rollout.name, rollout.name
+            ))
+        } else {
+            self.store
+                .global_freeze()?
+                .filter(|f| now < f.until)
+                .map(|f| {
+                    format!(
+                        "🧊 **Frozen** by {} until {}: {}. ringmaster will not merge this PR or open \
+                         new ones until then (or `ringmaster unfreeze`); soaks keep measuring.",
+                        f.by,
+                        f.until.to_rfc3339(),
+                        f.reason
+                    )
+                })
+        };
+        if wanted == run.notice {
+            return Ok(());
+        }
+        let body = match &wanted {
+            Some(text) => format!("{text}\n"),
+            None => format!(
+                "▶ The pause or freeze was lifted at {}; ringmaster goes on.\n",
+                now.to_rfc3339()
+            ),
+        };
+        self.forge
+            .comment(step.pr.number, NOTICE_COMMENT, &body)
+            .await?;
+        let mut new = run.clone();
+        new.notice = wanted;
+        self.store.transition(run, new, None, &[])?;
+        Ok(())
     }
 
     /// A halted ring whose evidence is not on its PR yet: comment (keyed: never twice) and
