@@ -101,10 +101,13 @@ pub enum Command {
         #[arg(long = "as", value_name = "NAME")]
         who: Option<String>,
     },
-    /// Stop a rollout for good.
+    /// Stop a rollout for good; with --revert, open PRs restoring the versions it changed.
     Abort {
         /// The rollout.
         rollout: String,
+        /// Also restore the add-on and policy versions of every ring it merged, newest ring first.
+        #[arg(long)]
+        revert: bool,
         /// Why (recorded in the journal).
         #[arg(long, default_value = "aborted by an operator")]
         reason: String,

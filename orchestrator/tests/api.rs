@@ -77,6 +77,7 @@ fn seed(store: &Store, now: DateTime<Utc>) {
         state: RolloutState::Active,
         created_at: start,
         updated_at: start,
+        revert_of: None,
     };
     let runs: Vec<RingRun> = RINGS
         .iter()

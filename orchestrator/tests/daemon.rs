@@ -689,3 +689,111 @@ async fn a_pause_and_a_freeze_are_told_on_the_open_pr_once_and_lifted() {
     assert!(hold.contains("lifted"), "{hold}");
     assert_eq!(p.comments.iter().filter(|(k, _)| k == "hold").count(), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn abort_with_revert_restores_each_merged_ring_newest_first() {
+    let s = setup(&["02-addons"]);
+    let probe = Scripted::default();
+    let mut d = daemon(
+        &s,
+        probe.clone(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let before: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> = d
+        .config()
+        .unwrap()
+        .fleet
+        .clusters
+        .iter()
+        .map(|c| {
+            let addons = c
+                .addons
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+                .collect();
+            (c.id.to_string(), addons)
+        })
+        .collect();
+    let canary = d
+        .config()
+        .unwrap()
+        .ring_clusters(2)
+        .next()
+        .unwrap()
+        .id
+        .to_string();
+    probe
+        .0
+        .lock()
+        .unwrap()
+        .failing
+        .push(("error-ratio".into(), canary));
+    drive(&mut d, t("2026-12-18T00:00:00Z")).await;
+    assert!(matches!(
+        s.store.rollout("addons-2026-11").unwrap().unwrap().state,
+        RolloutState::Halted { .. }
+    ));
+
+    let now = d.clock().now();
+    let msg =
+        control::abort_and_revert(&s.store, "addons-2026-11", "alice", "bad CoreDNS", now).unwrap();
+    assert!(msg.contains("prod-canary, nonprod, sandbox"), "{msg}");
+    drive(&mut d, t("2026-12-18T00:00:00Z")).await;
+    let original = s.store.rollout("addons-2026-11").unwrap().unwrap();
+    assert!(
+        matches!(original.state, RolloutState::Aborted { .. }),
+        "{original:?}"
+    );
+    let revert = s.store.rollout("addons-2026-11-revert").unwrap().unwrap();
+    assert_eq!(revert.state, RolloutState::Completed, "{revert:?}");
+
+    // One revert PR per merged ring, newest ring first, each marked as a revert.
+    let prs: Vec<_> = s
+        .store
+        .local_prs()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.branch.starts_with("ringmaster/addons-2026-11-revert/"))
+        .collect();
+    let order: Vec<&str> = prs
+        .iter()
+        .map(|p| p.branch.split('/').nth(2).unwrap())
+        .collect();
+    assert_eq!(order, ["prod-canary", "nonprod", "sandbox"]);
+    assert!(prs.iter().all(|p| p.state == state::PrState::Merged));
+    assert!(
+        prs.iter()
+            .all(|p| p.title.contains("revert") && p.body.contains("\"revert\":true"))
+    );
+    assert!(
+        !s.store
+            .local_prs()
+            .unwrap()
+            .iter()
+            .any(|p| p.branch.contains("/prod-main/"))
+    );
+
+    // The registry has the versions from before the rollout again (prod-main never changed).
+    let after = d.config().unwrap();
+    for c in &after.fleet.clusters {
+        for (name, v) in &c.addons {
+            assert_eq!(
+                before[c.id.as_str()].get(name).map(String::as_str),
+                Some(v.as_str()),
+                "{} {name}",
+                c.id
+            );
+        }
+    }
+    let journal = s.store.journal("addons-2026-11").unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e.kind == "reverting" && e.actor == "alice")
+    );
+    assert!(
+        control::abort_and_revert(&s.store, "addons-2026-11", "alice", "again", now).is_err(),
+        "a rollout is reverted once"
+    );
+}

@@ -88,6 +88,9 @@ pub struct Rollout {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Set on a revert rollout (`abort --revert`): the rollout it undoes.
+    #[serde(default)]
+    pub revert_of: Option<String>,
 }
 
 /// The ring-run state machine of DESIGN §5.
@@ -250,6 +253,10 @@ pub struct RingRun {
     /// The pause/freeze notice last written on the open PR (`None`: none, or lifted).
     #[serde(default)]
     pub notice: Option<String>,
+    /// A revert ring run: the versions to restore (`from` is what the rollout wrote, `to` what
+    /// the cluster had before).
+    #[serde(default)]
+    pub planned: Vec<ChangeRecord>,
     /// When the ring started (left Pending).
     pub started_at: Option<DateTime<Utc>>,
     /// When it passed.
@@ -278,6 +285,7 @@ impl RingRun {
             evidence: None,
             evidence_posted: false,
             notice: None,
+            planned: Vec::new(),
             started_at: None,
             passed_at: None,
         }
@@ -706,6 +714,7 @@ mod tests {
             state: RolloutState::Active,
             created_at: t("2026-11-24T09:00:00Z"),
             updated_at: t("2026-11-24T09:00:00Z"),
+            revert_of: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub enum Request<'a> {
         rollout: &'a str,
         /// Why.
         reason: &'a str,
+        /// Also revert what it changed.
+        revert: bool,
     },
     /// Freeze everything until `until`.
     Freeze {
@@ -116,8 +118,9 @@ fn endpoint(base: &str, request: &Request<'_>) -> Result<Url, String> {
 
 fn body(request: &Request<'_>, by: &str) -> Value {
     match request {
-        Request::Pause { reason, .. } | Request::Abort { reason, .. } => {
-            json!({"reason": reason, "by": by})
+        Request::Pause { reason, .. } => json!({"reason": reason, "by": by}),
+        Request::Abort { reason, revert, .. } => {
+            json!({"reason": reason, "by": by, "revert": revert})
         }
         Request::Resume { .. } | Request::Unfreeze => json!({"by": by}),
         Request::Freeze { until, reason } => json!({

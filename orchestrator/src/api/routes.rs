@@ -173,6 +173,9 @@ struct Who {
     /// Who, for the journal.
     #[serde(default)]
     by: Option<String>,
+    /// Abort: also revert what the rollout changed.
+    #[serde(default)]
+    revert: bool,
 }
 
 /// The body of `POST /api/v1/freeze`.
@@ -308,7 +311,11 @@ impl Command {
             Command::Resume(name, w) => control::resume(store, config, &name, &actor(w.by), now),
             Command::Abort(name, w) => {
                 let reason = w.reason.unwrap_or_else(|| "aborted by an operator".into());
-                control::abort(store, &name, &actor(w.by), &reason, now)
+                if w.revert {
+                    control::abort_and_revert(store, &name, &actor(w.by), &reason, now)
+                } else {
+                    control::abort(store, &name, &actor(w.by), &reason, now)
+                }
             }
             Command::Freeze(f) => control::freeze(store, f.until, &f.reason, &actor(f.by), now),
             Command::Unfreeze(u) => control::unfreeze(store, &actor(u.by), now),

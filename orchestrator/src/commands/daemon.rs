@@ -363,8 +363,8 @@ pub enum Control<'a> {
     Resume(&'a str),
     /// `pause <rollout>`.
     Pause(&'a str, &'a str),
-    /// `abort <rollout>`.
-    Abort(&'a str, &'a str),
+    /// `abort <rollout> [--revert]`.
+    Abort(&'a str, &'a str, bool),
     /// `freeze --until T --reason R`.
     Freeze(DateTime<Utc>, &'a str),
     /// `unfreeze`.
@@ -381,7 +381,11 @@ fn control_through_api(
     let request = match *what {
         Control::Resume(rollout) => client::Request::Resume { rollout },
         Control::Pause(rollout, reason) => client::Request::Pause { rollout, reason },
-        Control::Abort(rollout, reason) => client::Request::Abort { rollout, reason },
+        Control::Abort(rollout, reason, revert) => client::Request::Abort {
+            rollout,
+            reason,
+            revert,
+        },
         Control::Freeze(until, reason) => client::Request::Freeze { until, reason },
         Control::Unfreeze => client::Request::Unfreeze,
     };
@@ -448,7 +452,8 @@ pub fn control(cli: &Cli, what: Control<'_>, by: Option<&str>) -> anyhow::Result
             control::resume(&store, config.as_ref(), r, &by, now)
         }
         Control::Pause(r, reason) => control::pause(&store, r, &by, reason, now),
-        Control::Abort(r, reason) => control::abort(&store, r, &by, reason, now),
+        Control::Abort(r, reason, false) => control::abort(&store, r, &by, reason, now),
+        Control::Abort(r, reason, true) => control::abort_and_revert(&store, r, &by, reason, now),
         Control::Freeze(until, reason) => control::freeze(&store, until, reason, &by, now),
         Control::Unfreeze => control::unfreeze(&store, &by, now),
     };

@@ -44,10 +44,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Abort {
             rollout,
             reason,
+            revert,
             who,
         } => daemon::control(
             &cli,
-            daemon::Control::Abort(rollout, reason),
+            daemon::Control::Abort(rollout, reason, *revert),
             who.as_deref(),
         ),
         Command::Freeze { until, reason, who } => daemon::control(

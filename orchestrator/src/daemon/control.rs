@@ -176,6 +176,120 @@ pub fn pause(
     Ok(format!("rollout `{rollout}` paused"))
 }
 
+/// The name of the rollout that reverts `rollout`.
+pub fn revert_name(rollout: &str) -> String {
+    format!("{rollout}-revert")
+}
+
+/// `ringmaster abort <rollout> --revert`: abort, then a revert rollout restores the versions
+/// from before the rollout in every ring that merged a step, newest ring first, one PR per ring
+/// through the ring's window and review rules. Kubernetes minors are not reverted: managed
+/// control planes (EKS, AKS, GKE) cannot be downgraded; the journal says so.
+pub fn abort_and_revert(
+    store: &Store,
+    rollout: &str,
+    by: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ControlError> {
+    let name = revert_name(rollout);
+    if store.rollout(&name)?.is_some() {
+        return Err(ControlError::WrongState {
+            rollout: rollout.to_owned(),
+            state: "reverted".to_owned(),
+            what: format!("its revert rollout `{name}` exists already"),
+        });
+    }
+    let original = store
+        .rollout(rollout)?
+        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    if original.revert_of.is_some() {
+        return Err(ControlError::WrongState {
+            rollout: rollout.to_owned(),
+            state: original.state.word().to_owned(),
+            what: "a revert is not reverted again".to_owned(),
+        });
+    }
+    if !original.state.is_finished() {
+        abort(store, rollout, by, reason, now)?;
+    }
+    let mut runs = Vec::new();
+    let mut kubernetes_kept = 0usize;
+    for run in store.ring_runs(rollout)? {
+        // Per cluster and component: what it had before the rollout, and what it has now.
+        let mut changes: std::collections::BTreeMap<(String, String), (String, String)> =
+            std::collections::BTreeMap::new();
+        for step in run.steps.iter().filter(|s| s.merged_at.is_some()) {
+            for c in &step.changes {
+                changes
+                    .entry((c.cluster.clone(), c.component.clone()))
+                    .and_modify(|e| e.1 = c.to.clone())
+                    .or_insert((c.from.clone(), c.to.clone()));
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        let mut r = state::RingRun::pending(&name, &run.ring, run.index, now);
+        for ((cluster, component), (before, current)) in changes {
+            if component == "kubernetes" {
+                kubernetes_kept += 1;
+                continue;
+            }
+            if before != current && !before.is_empty() {
+                r.planned.push(state::ChangeRecord {
+                    cluster,
+                    component,
+                    from: current,
+                    to: before,
+                });
+            }
+        }
+        runs.push(r);
+    }
+    let revert = state::Rollout {
+        name: name.clone(),
+        order: store
+            .rollouts()?
+            .iter()
+            .map(|r| r.order + 1)
+            .max()
+            .unwrap_or(0),
+        summary: format!("revert of {rollout} ({})", original.summary),
+        state: RolloutState::Active,
+        created_at: now,
+        updated_at: now,
+        revert_of: Some(rollout.to_owned()),
+    };
+    let note = if kubernetes_kept > 0 {
+        format!(
+            "; {kubernetes_kept} Kubernetes minor change(s) stay (managed control planes cannot be downgraded)"
+        )
+    } else {
+        String::new()
+    };
+    let rings: Vec<&str> = runs.iter().rev().map(|r| r.ring.as_str()).collect();
+    let message = format!(
+        "revert of `{rollout}` started: {} ring(s), newest first: {}{note}",
+        runs.len(),
+        rings.join(", ")
+    );
+    store.create_rollout(
+        &revert,
+        &runs,
+        &ev(now, &name, None, "started", message.clone(), by),
+    )?;
+    store.append_events(&[ev(
+        now,
+        rollout,
+        None,
+        "reverting",
+        format!("reverted by `{name}`"),
+        by,
+    )])?;
+    Ok(message)
+}
+
 /// `ringmaster abort <rollout>`: the rollout stops for good; open PRs stay as they are.
 pub fn abort(
     store: &Store,

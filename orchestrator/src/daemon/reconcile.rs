@@ -1,5 +1,7 @@
 //! One reconcile pass and the ring-run state machine (DESIGN §5).
 
+mod revert;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -374,6 +376,10 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             if rollout.state.is_finished() {
                 continue;
             }
+            if rollout.revert_of.is_some() {
+                self.reconcile_revert(&rollout.name, &mut report).await?;
+                continue;
+            }
             self.reconcile_rollout(&rollout.name, &mut report).await?;
         }
         Ok(report)
@@ -510,6 +516,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 },
                 created_at: now,
                 updated_at: now,
+                revert_of: None,
             };
             let ev = event(
                 now,
@@ -596,6 +603,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 state: RolloutState::Active,
                 created_at: now,
                 updated_at: now,
+                revert_of: None,
             };
             let runs: Vec<RingRun> = config
                 .ring_set
@@ -942,6 +950,18 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             }
         }
         for other in self.store.rollouts()? {
+            if other.revert_of.is_some() && !other.state.is_finished() && other.name != rollout.name
+            {
+                // A revert in progress holds every ring it has started and not finished.
+                let occupied = self
+                    .store
+                    .ring_run(&other.name, &_run.ring)?
+                    .is_some_and(|r| r.phase.occupies_ring());
+                if occupied {
+                    return Ok(false);
+                }
+                continue;
+            }
             if other.order >= rollout.order || other.state.is_finished() {
                 continue;
             }
@@ -1320,6 +1340,27 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             return Ok(false);
         };
         let config = &loaded.config;
+        if rollout.revert_of.is_some() {
+            let lease = Oid::from_str(&step.pr.head).ok();
+            let Some((head, prepared)) = self.publish_revert(&run, index, lease)? else {
+                return Ok(false);
+            };
+            let mut new = run.clone();
+            if let Some(s) = new.current_step_mut() {
+                s.pr.head = head.to_string();
+                s.base = Some(prepared.base.to_string());
+            }
+            return self.moved(
+                &run,
+                new,
+                Phase::PrOpen,
+                None,
+                format!(
+                    "base branch moved; revert branch {} regenerated",
+                    step.pr.branch
+                ),
+            );
+        }
         let Some(release) = config.release(&rollout.name) else {
             return Ok(false);
         };
@@ -1408,6 +1449,27 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             } else if !r.converged {
                 behind.push(format!("{id}: {}", r.behind.join(", ")));
             }
+        }
+        if behind.is_empty()
+            && self
+                .store
+                .rollout(&run.rollout)?
+                .is_some_and(|r| r.revert_of.is_some())
+        {
+            // A revert ring is done when its clusters run the restored versions.
+            let mut new = run.clone();
+            if let Some(s) = new.current_step_mut() {
+                s.converged_at = Some(now);
+                s.passed_at = Some(now);
+            }
+            new.passed_at = Some(now);
+            return self.moved(
+                &run,
+                new,
+                Phase::Passed,
+                None,
+                "reverted: every cluster runs the restored versions".to_owned(),
+            );
         }
         if behind.is_empty() {
             let mut new = run.clone();

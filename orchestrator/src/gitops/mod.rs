@@ -173,15 +173,41 @@ pub fn prepare_in(
             base: base.to_string(),
         });
     }
+    let step = next_ring_step(config, request.release, request.ring_index)?;
+    commit_step(
+        repo,
+        base,
+        config,
+        request.ring_index,
+        (request.release.name.as_str(), request.step),
+        request.time,
+        author,
+        &step,
+    )
+}
+
+/// Build the commit of `step` (any set of changes: a release's next step, or a revert) for
+/// ring `ring_index` of rollout `rollout.0`, step number `rollout.1`, on `base`.
+#[allow(clippy::too_many_arguments)]
+pub fn commit_step(
+    repo: &Repository,
+    base: Oid,
+    config: &Config,
+    ring_index: usize,
+    rollout: (&str, u32),
+    time: DateTime<Utc>,
+    author: (&str, &str),
+    step: &changes::RingStep<'_>,
+) -> Result<Option<PreparedStep>, GitOpsError> {
+    let (rollout_name, step_no) = rollout;
     let ring = config
         .ring_set
         .rings
-        .get(request.ring_index)
-        .ok_or(GitOpsError::NoSuchRing(request.ring_index))?;
+        .get(ring_index)
+        .ok_or(GitOpsError::NoSuchRing(ring_index))?;
     let base_commit = repo.find_commit(base)?;
     let base_tree = base_commit.tree()?;
-    let step = next_ring_step(config, request.release, request.ring_index)?;
-    let edits = planned_edits(config, &step)?;
+    let edits = planned_edits(config, step)?;
     let (files, applied) = {
         let mut reader = tree::TreeReader::new(repo, base_tree.clone());
         apply_edits(&edits, &mut |path| reader.read(path))?
@@ -197,7 +223,7 @@ pub fn prepare_in(
     let clusters = step.clusters.len();
     let title = format!(
         "ringmaster: {} for ring {} ({clusters} cluster{})",
-        summary(&step),
+        summary(step),
         ring.name,
         if clusters == 1 { "" } else { "s" }
     );
@@ -206,8 +232,8 @@ pub fn prepare_in(
         ring.position,
         config.ring_set.rings.len(),
         ring.name,
-        request.step,
-        request.release.name
+        step_no,
+        rollout_name
     );
     for cs in &step.clusters {
         let changes: Vec<String> = cs
@@ -222,17 +248,13 @@ pub fn prepare_in(
     }
     message.push_str(&format!(
         "\nRingmaster-Rollout: {}\nRingmaster-Ring: {}\nRingmaster-Step: {}\n",
-        request.release.name, ring.name, request.step
+        rollout_name, ring.name, step_no
     ));
-    let when = Time::new(request.time.timestamp(), 0);
+    let when = Time::new(time.timestamp(), 0);
     let sig = Signature::new(author.0, author.1, &when)?;
     let commit = repo.commit(None, &sig, &sig, &message, &new_tree, &[&base_commit])?;
     Ok(Some(PreparedStep {
-        branch: branch_name(
-            request.release.name.as_str(),
-            ring.name.as_str(),
-            request.step,
-        ),
+        branch: branch_name(rollout_name, ring.name.as_str(), step_no),
         base,
         commit,
         tree: tree_id,
@@ -275,6 +297,54 @@ impl MirrorGitOps {
     /// The mirror.
     pub fn mirror(&self) -> &Mirror {
         &self.mirror
+    }
+
+    /// Like [`GitOps::publish`] for an explicit set of changes (a revert): fetch, build `step`
+    /// for ring `ring_index` of rollout `rollout.0`, step `rollout.1`, on the base head, and
+    /// push it unless the remote already has it. `config` must be loaded at that base.
+    pub fn publish_step(
+        &mut self,
+        config: &Config,
+        ring_index: usize,
+        rollout: (&str, u32),
+        time: DateTime<Utc>,
+        step: &changes::RingStep<'_>,
+        last_pushed: Option<Oid>,
+    ) -> Result<(Publication, Option<PreparedStep>), GitOpsError> {
+        let base = self.refresh()?;
+        if config.fleet.commit != base.to_string() {
+            return Err(GitOpsError::StaleRegistry {
+                loaded: config.fleet.commit.clone(),
+                base: base.to_string(),
+            });
+        }
+        let Some(prepared) = commit_step(
+            self.mirror.repo(),
+            base,
+            config,
+            ring_index,
+            rollout,
+            time,
+            (&self.author.0, &self.author.1),
+            step,
+        )?
+        else {
+            return Ok((Publication::NothingToChange, None));
+        };
+        let remote = self.remote_branch(&prepared.branch)?;
+        if let Some(current) = remote
+            && self.is_same_step(current, &prepared)?
+        {
+            return Ok((Publication::UpToDate { commit: current }, Some(prepared)));
+        }
+        self.push(&prepared.branch, prepared.commit, last_pushed)?;
+        Ok((
+            Publication::Pushed {
+                commit: prepared.commit,
+                replaced: remote,
+            },
+            Some(prepared),
+        ))
     }
 }
 
