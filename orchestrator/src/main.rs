@@ -14,7 +14,20 @@ fn main() -> ExitCode {
     // before any client is built so that no dependency has to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
-    output::set_log_json(cli.log_format == cli::LogFormat::Json);
+    let json = cli.log_format == cli::LogFormat::Json;
+    output::set_log_json(json);
+    if json {
+        // One JSON object per line on stderr, with the rollout / ring / cluster spans the
+        // event happened in. (Plain logs are ringmaster's own lines; libraries stay quiet.)
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .with_span_list(true)
+            .flatten_event(true)
+            .with_target(false)
+            .init();
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -148,14 +148,17 @@ pub fn set_log_json(json: bool) {
 pub fn log(level: &str, fields: &[(&str, &str)], msg: &str) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if LOG_JSON.get().copied().unwrap_or(false) {
-        let mut obj = serde_json::Map::new();
-        obj.insert("ts".into(), Value::from(now));
-        obj.insert("level".into(), Value::from(level));
-        for (k, v) in fields {
-            obj.insert((*k).into(), Value::from(*v));
+        let get = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let (rollout, ring) = (get("rollout"), get("ring"));
+        // The journal event inside its rollout and ring spans.
+        let _rollout = rollout.map(|r| tracing::info_span!("rollout", rollout = r).entered());
+        let _ring = ring.map(|r| tracing::info_span!("ring", ring = r).entered());
+        let (kind, actor, at) = (get("kind"), get("actor"), get("at"));
+        match level {
+            "error" => tracing::error!(kind, actor, at, "{msg}"),
+            "warn" => tracing::warn!(kind, actor, at, "{msg}"),
+            _ => tracing::info!(kind, actor, at, "{msg}"),
         }
-        obj.insert("msg".into(), Value::from(msg));
-        eprintln!("{}", Value::Object(obj));
     } else {
         let at = fields
             .iter()

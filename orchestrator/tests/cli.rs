@@ -512,13 +512,27 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
     assert!(
         lines
             .iter()
-            .all(|l| l["level"].is_string() && l["msg"].is_string())
+            .all(|l| l["level"].is_string() && l["message"].is_string()),
+        "{stderr}"
     );
+    // Journal events carry their rollout (and ring) as spans.
     let started: Vec<&str> = lines
         .iter()
         .filter(|l| l["kind"] == "started")
-        .filter_map(|l| l["rollout"].as_str())
+        .filter_map(|l| {
+            l["spans"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == "rollout")?["rollout"]
+                .as_str()
+        })
         .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["name"] == "ring" && l["span"]["ring"] == "sandbox"),
+        "{stderr}"
+    );
     assert_eq!(
         started,
         ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"]

@@ -17,6 +17,8 @@ use state::{
     SampleRecord, StepRecord, Store, StoreError,
 };
 
+use tracing::Instrument as _;
+
 use super::ACTOR;
 use super::clock::Clock;
 use super::probe::{Baselines, ClusterProbe, Targets};
@@ -671,7 +673,12 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 let Some(run) = self.store.ring_run(name, ring)? else {
                     break;
                 };
-                match self.advance(name, index, run, report).await {
+                let span = tracing::info_span!("ring", rollout = name, ring = ring.as_str());
+                match self
+                    .advance(name, index, run, report)
+                    .instrument(span)
+                    .await
+                {
                     Ok(true) => report.transitions += 1,
                     Ok(false) => break,
                     Err(DaemonError::Forge(e)) if e.is_transient() => {
@@ -1017,10 +1024,12 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         let checks = step.clusters.iter().map(|cs| {
             let target = targets_of(&cs.changes);
             let gates = gates.clone();
+            let span = tracing::info_span!("cluster", cluster = cs.cluster.id.as_str());
             async move {
                 let f = probe.preflight(cs.cluster, &target, &gates).await;
                 (cs.cluster.id.to_string(), f)
             }
+            .instrument(span)
         });
         for (cluster, f) in futures_util::future::join_all(checks).await {
             findings.extend(f.into_iter().map(|f| format!("{cluster}: {f}")));
@@ -1441,7 +1450,11 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 .clusters
                 .iter()
                 .find(|c| c.id.as_str() == *id)?;
-            Some(async move { (id.to_string(), probe.convergence(config, cluster, t).await) })
+            let span = tracing::info_span!("cluster", cluster = *id);
+            Some(
+                async move { (id.to_string(), probe.convergence(config, cluster, t).await) }
+                    .instrument(span),
+            )
         });
         for (id, r) in futures_util::future::join_all(checks).await {
             if let Some(why) = r.inconclusive {
