@@ -664,6 +664,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The journal of a rollout from entry `skip` on (the entries before are not decoded), and
+    /// the journal's length.
+    pub fn journal_from(
+        &self,
+        rollout: &str,
+        skip: usize,
+    ) -> Result<(Vec<Event>, usize), StoreError> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for item in self.tree(JOURNAL)?.scan_prefix(prefix(rollout)) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if n >= skip {
+                out.push(decode(&self.path, &k, &v)?);
+            }
+            n += 1;
+        }
+        Ok((out, n))
+    }
+
     /// The global freeze, if one is set.
     pub fn global_freeze(&self) -> Result<Option<GlobalFreeze>, StoreError> {
         match self

@@ -298,7 +298,9 @@ pub fn exposition(
             let Some(step) = run.current_step() else {
                 continue;
             };
-            if !matches!(run.phase, Phase::Soaking | Phase::Halted) {
+            // Gate series only while they can still change: an aborted or completed rollout
+            // stops exporting them (its samples stay in the store for `status`).
+            if !matches!(run.phase, Phase::Soaking | Phase::Halted) || rollout.state.is_finished() {
                 continue;
             }
             let samples = store.samples(&run.rollout, &run.ring, step.step)?;

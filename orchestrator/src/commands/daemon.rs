@@ -59,11 +59,11 @@ fn print_new_events(store: &state::Store, seen: &mut std::collections::BTreeMap<
         return;
     };
     for r in rollouts {
-        let Ok(events) = store.journal(&r.name) else {
+        let n = seen.entry(r.name.clone()).or_insert(0);
+        let Ok((events, len)) = store.journal_from(&r.name, *n) else {
             continue;
         };
-        let n = seen.entry(r.name.clone()).or_insert(0);
-        for e in events.iter().skip(*n) {
+        for e in &events {
             let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let mut fields = vec![("at", at.as_str()), ("rollout", e.rollout.as_str())];
             if let Some(ring) = &e.ring {
@@ -74,7 +74,7 @@ fn print_new_events(store: &state::Store, seen: &mut std::collections::BTreeMap<
             let level = if e.kind == "halted" { "warn" } else { "info" };
             log(level, &fields, &e.message);
         }
-        *n = events.len();
+        *n = len;
     }
 }
 
@@ -91,7 +91,10 @@ async fn drive<F: Forge, P: ClusterProbe, C: Clock>(
         .rollouts()?
         .iter()
         .map(|r| {
-            let n = daemon.store().journal(&r.name).map_or(0, |j| j.len());
+            let n = daemon
+                .store()
+                .journal_from(&r.name, usize::MAX)
+                .map_or(0, |(_, len)| len);
             (r.name.clone(), n)
         })
         .collect();

@@ -92,7 +92,10 @@ pub fn rollout_json(
         });
         let step = run.current_step();
         let gates = match step {
-            Some(s) if matches!(run.phase, Phase::Soaking | Phase::Halted | Phase::Passed) => {
+            Some(s)
+                if matches!(run.phase, Phase::Soaking | Phase::Halted)
+                    && !rollout.state.is_finished() =>
+            {
                 let samples = store.samples(&run.rollout, &run.ring, s.step)?;
                 let count = |o: SampleOutcome| samples.iter().filter(|x| x.outcome == o).count();
                 json!({"samples": samples.len(), "pass": count(SampleOutcome::Pass),
