@@ -111,6 +111,9 @@ pub struct Daemon<'s, F, P, C> {
     clock: C,
     options: DaemonOptions,
     loaded: Option<Loaded>,
+    /// The rollouts as read once per pass for the ring-occupancy rule (states that change
+    /// during the pass only make that rule more conservative).
+    rollouts_cache: std::cell::RefCell<Option<Vec<Rollout>>>,
 }
 
 impl<F, P, C> std::fmt::Debug for Daemon<'_, F, P, C> {
@@ -290,6 +293,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             clock,
             options,
             loaded: None,
+            rollouts_cache: std::cell::RefCell::new(None),
         }
     }
 
@@ -374,6 +378,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         let mut report = PassReport::default();
         self.refresh()?;
         self.discover()?;
+        *self.rollouts_cache.borrow_mut() = None;
         for rollout in self.store.rollouts()? {
             if rollout.state.is_finished() {
                 continue;
@@ -956,7 +961,11 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 return Ok(false);
             }
         }
-        for other in self.store.rollouts()? {
+        if self.rollouts_cache.borrow().is_none() {
+            *self.rollouts_cache.borrow_mut() = Some(self.store.rollouts()?);
+        }
+        let others = self.rollouts_cache.borrow().clone().unwrap_or_default();
+        for other in others {
             if other.revert_of.is_some() && !other.state.is_finished() && other.name != rollout.name
             {
                 // A revert in progress holds every ring it has started and not finished.
@@ -1588,6 +1597,15 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             .copied()
             .filter(|g| run.gate_due.get(g.name.as_str()).is_none_or(|t| *t <= now))
             .collect();
+        // Nothing due and the soak not over: the verdict cannot have changed since the last
+        // sample, so the samples are not read again (an idle pass stays cheap however long
+        // the soak has been running).
+        let soak_end = run.soak_started.unwrap_or(now) + ring.soak;
+        if due.is_empty() && now < soak_end {
+            let next = run.gate_due.values().min().copied().unwrap_or(soak_end);
+            report.due(next.min(soak_end));
+            return Ok(false);
+        }
         let mut new = run.clone();
         if !due.is_empty() && !members.is_empty() {
             let baselines: Baselines = run
