@@ -23,7 +23,7 @@
 //! between rings: that is the steady state of a 50-release backlog.
 //!
 //! Run: `cargo bench -p orchestrator --bench reconcile` (release build; build the binary
-//! first with `cargo build --release -p orchestrator --bin ringmaster`; about 13 minutes, 7 of
+//! first with `cargo build --release -p orchestrator --bin ringmaster`; 10–13 minutes, 5–7 of
 //! them driving to checkpoint B). Prints the figures and their ratios to the targets; exits 1
 //! when a target is missed. `BENCH_SKIP_LATE=1` stops at checkpoint A; `BENCH_SKIP_BINARY=1`
 //! skips the real binary; `BENCH_PROFILE=<secs>` runs idle passes for that long at each
