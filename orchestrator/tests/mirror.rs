@@ -167,3 +167,33 @@ fn secrets_hide_in_debug() {
     assert_eq!(s.expose(), "s3cr3t");
     assert_eq!(s.redact("x s3cr3t y"), "x *** y");
 }
+
+#[test]
+fn the_every_pass_fetch_takes_the_base_branch_alone_and_fetch_all_takes_ring_branches() {
+    let (tmp, repo) = source_repo();
+    let data = tmp.path().join("data");
+    let mirror = Mirror::open(&data, &GitLocation::Local(repo.clone()), GitAuth::None).unwrap();
+    let source = git2::Repository::open(&repo).unwrap();
+    let head = source.refname_to_id("refs/heads/main").unwrap();
+    let ring_branch = "ringmaster/addons-1/canary/1";
+    source
+        .reference(&format!("refs/heads/{ring_branch}"), head, false, "ring")
+        .unwrap();
+
+    // The daemon's per-pass fetch: the base branch only, whatever else the remote holds.
+    assert_eq!(mirror.fetch("main").unwrap(), head);
+    assert_eq!(mirror.branch_head(ring_branch).unwrap(), None);
+
+    // Before a ring branch is compared with what would be pushed: every branch.
+    assert_eq!(mirror.fetch_all("main").unwrap(), head);
+    assert_eq!(mirror.branch_head(ring_branch).unwrap(), Some(head));
+
+    // A branch deleted on the remote (merged and cleaned up) is pruned by the full fetch.
+    source
+        .find_reference(&format!("refs/heads/{ring_branch}"))
+        .unwrap()
+        .delete()
+        .unwrap();
+    mirror.fetch_all("main").unwrap();
+    assert_eq!(mirror.branch_head(ring_branch).unwrap(), None);
+}

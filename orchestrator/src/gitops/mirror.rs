@@ -253,9 +253,30 @@ impl Mirror {
         }
     }
 
-    /// Fetch every branch (incrementally: only objects the mirror lacks travel) and return the
-    /// head of `branch`.
+    /// Fetch `branch` alone (incrementally: only objects the mirror lacks travel) and return its
+    /// head. This is the daemon's every-pass fetch: ring branches are not listed into the
+    /// mirror, so its cost does not grow with the rollouts (see [`Mirror::fetch_all`]).
     pub fn fetch(&self, branch: &str) -> Result<Oid, MirrorError> {
+        self.fetch_refspec(&format!("+refs/heads/{branch}:{REMOTE_REFS}{branch}"))?;
+        self.head_of(branch)
+    }
+
+    /// Fetch every branch (pruning the ones the remote deleted) and return the head of
+    /// `branch`: before a ring branch is compared with what ringmaster would push.
+    pub fn fetch_all(&self, branch: &str) -> Result<Oid, MirrorError> {
+        self.fetch_refspec(&format!("+refs/heads/*:{REMOTE_REFS}*"))?;
+        self.head_of(branch)
+    }
+
+    fn head_of(&self, branch: &str) -> Result<Oid, MirrorError> {
+        self.branch_head(branch)?
+            .ok_or_else(|| MirrorError::NoSuchBranch {
+                branch: branch.to_owned(),
+                url: self.display_url(),
+            })
+    }
+
+    fn fetch_refspec(&self, refspec: &str) -> Result<(), MirrorError> {
         let secret = self.secret()?;
         let attempts = Cell::new(0);
         let mut opts = FetchOptions::new();
@@ -267,19 +288,11 @@ impl Mirror {
             .find_remote("origin")
             .map_err(|e| self.transport("fetching", secret.as_ref(), &e))?;
         remote
-            .fetch(
-                &["+refs/heads/*:refs/remotes/origin/*"],
-                Some(&mut opts),
-                Some("ringmaster fetch"),
-            )
+            .fetch(&[refspec], Some(&mut opts), Some("ringmaster fetch"))
             .map_err(|e| self.transport("fetching", secret.as_ref(), &e))?;
         self.last_fetch_objects
             .set(remote.stats().received_objects());
-        self.branch_head(branch)?
-            .ok_or_else(|| MirrorError::NoSuchBranch {
-                branch: branch.to_owned(),
-                url: self.display_url(),
-            })
+        Ok(())
     }
 
     /// A local, non-bare repository as the remote: libgit2's local transport cannot push into

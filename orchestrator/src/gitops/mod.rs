@@ -112,8 +112,13 @@ pub fn branch_name(rollout: &str, ring: &str, step: u32) -> String {
 
 /// The Git side of ringmaster, as the daemon sees it.
 pub trait GitOps {
-    /// Fetch and return the base branch head.
+    /// Fetch the base branch and return its head (every pass).
     fn refresh(&mut self) -> Result<Oid, GitOpsError>;
+    /// Fetch every branch, ring branches too, and return the base branch head: before
+    /// [`GitOps::remote_branch`] is asked about a ring branch.
+    fn refresh_all(&mut self) -> Result<Oid, GitOpsError> {
+        self.refresh()
+    }
     /// Build the commit of a step on `base` (in the object database only; no ref moves).
     /// `None` when nothing needs to change.
     fn prepare(
@@ -135,7 +140,7 @@ pub trait GitOps {
         request: &StepRequest<'_>,
         last_pushed: Option<Oid>,
     ) -> Result<(Publication, Option<PreparedStep>), GitOpsError> {
-        let base = self.refresh()?;
+        let base = self.refresh_all()?;
         let Some(step) = self.prepare(base, request)? else {
             return Ok((Publication::NothingToChange, None));
         };
@@ -311,7 +316,7 @@ impl MirrorGitOps {
         step: &changes::RingStep<'_>,
         last_pushed: Option<Oid>,
     ) -> Result<(Publication, Option<PreparedStep>), GitOpsError> {
-        let base = self.refresh()?;
+        let base = self.refresh_all()?;
         if config.fleet.commit != base.to_string() {
             return Err(GitOpsError::StaleRegistry {
                 loaded: config.fleet.commit.clone(),
@@ -351,6 +356,10 @@ impl MirrorGitOps {
 impl GitOps for MirrorGitOps {
     fn refresh(&mut self) -> Result<Oid, GitOpsError> {
         Ok(self.mirror.fetch(&self.branch)?)
+    }
+
+    fn refresh_all(&mut self) -> Result<Oid, GitOpsError> {
+        Ok(self.mirror.fetch_all(&self.branch)?)
     }
 
     fn prepare(
