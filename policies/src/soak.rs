@@ -69,7 +69,7 @@ pub enum Verdict {
 
 /// Evaluate a soak that started at `start` (convergence) and must last `soak`, for `gates` on
 /// `clusters`, from `samples` (any order; samples outside `[start, now]` or of other gates or
-/// clusters are ignored).
+/// clusters are ignored). The same rules as a [`Tally`] fed the samples in time order.
 pub fn evaluate(
     start: DateTime<Utc>,
     soak: TimeDelta,
@@ -78,94 +78,153 @@ pub fn evaluate(
     samples: &[Sample],
     now: DateTime<Utc>,
 ) -> Verdict {
-    let end = start + soak;
-    let mut waiting = Vec::new();
-    for gate in gates {
-        for cluster in clusters {
-            let mut mine: Vec<&Sample> = samples
-                .iter()
-                .filter(|s| {
-                    s.gate == gate.name && &s.cluster == cluster && s.at >= start && s.at <= now
-                })
-                .collect();
-            mine.sort_by_key(|s| s.at);
-            let (mut fails, mut inconclusive) = (0u32, 0u32);
-            for s in &mine {
-                match s.outcome {
-                    Outcome::Pass => {
-                        fails = 0;
-                        inconclusive = 0;
-                    }
-                    Outcome::Fail => {
-                        fails += 1;
-                        inconclusive = 0;
-                        if fails >= gate.failure_limit {
-                            return Verdict::Halted {
-                                gate: gate.name.clone(),
-                                cluster: cluster.clone(),
-                                reason: format!(
-                                    "gate `{}` failed {fails} consecutive sample{} on {cluster} (limit {}); last observed {}",
-                                    gate.name,
-                                    if fails == 1 { "" } else { "s" },
-                                    gate.failure_limit,
-                                    s.observed
-                                ),
-                            };
-                        }
-                    }
-                    Outcome::Inconclusive => {
-                        inconclusive += 1;
-                        if inconclusive >= gate.inconclusive_limit {
-                            return Verdict::Halted {
-                                gate: gate.name.clone(),
-                                cluster: cluster.clone(),
-                                reason: format!(
-                                    "gate `{}` could not be evaluated on {cluster} for {inconclusive} consecutive samples (limit {}); last: {}",
-                                    gate.name, gate.inconclusive_limit, s.observed
-                                ),
-                            };
-                        }
-                    }
-                }
-            }
-            if now >= end && !covered(start, end, gate.interval, &mine) {
-                waiting.push(format!("{} on {cluster}", gate.name));
-            }
+    let mut mine: Vec<&Sample> = samples.iter().filter(|s| s.at <= now).collect();
+    mine.sort_by_key(|s| s.at);
+    let mut tally = Tally::new(start, soak);
+    for s in mine {
+        if let Some(gate) = gates.iter().find(|g| g.name == s.gate) {
+            tally.add(gate, s);
         }
     }
-    if now >= end && waiting.is_empty() {
-        Verdict::Passed
-    } else {
-        Verdict::Soaking {
-            passes_at: end.max(now),
-            waiting_for: waiting,
-        }
-    }
+    tally.verdict(gates, clusters, now)
 }
 
-/// Whether passing samples cover `[start, end]` with no gap longer than `MAX_GAP_INTERVALS`
-/// intervals, the last sample being a pass.
-fn covered(
+/// A soak folded sample by sample, so that a daemon keeps it between passes and reads only the
+/// samples taken since (a 48 h soak of 1-minute gates is tens of thousands of samples). Feed
+/// samples in time order with [`Tally::add`]; [`Tally::verdict`] is then what [`evaluate`]
+/// says about all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
     start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    interval: TimeDelta,
-    samples: &[&Sample],
-) -> bool {
-    let max_gap = interval * MAX_GAP_INTERVALS;
-    let mut last = start;
-    for s in samples.iter().filter(|s| s.at <= end + interval) {
-        if s.outcome == Outcome::Pass {
-            if s.at - last > max_gap {
-                return false;
-            }
-            last = s.at;
+    soak: TimeDelta,
+    pairs: BTreeMap<(GateName, ClusterId), PairTally>,
+}
+
+/// One gate on one cluster, so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PairTally {
+    fails: u32,
+    inconclusive: u32,
+    /// The first limit reached (the halt), with its reason.
+    halted: Option<String>,
+    /// The last passing sample inside the coverage window (`None`: none yet, count from start).
+    last_pass: Option<DateTime<Utc>>,
+    /// Two passing samples (or the start and the first) further apart than the gap allowed.
+    gap: bool,
+    /// The outcome of the last sample inside the coverage window.
+    last_outcome: Option<Outcome>,
+}
+
+impl Tally {
+    /// An empty tally of a soak that started at `start` and lasts `soak`.
+    pub fn new(start: DateTime<Utc>, soak: TimeDelta) -> Tally {
+        Tally {
+            start,
+            soak,
+            pairs: BTreeMap::new(),
         }
     }
-    let ends_on_pass = samples
-        .iter()
-        .rfind(|s| s.at <= end + interval)
-        .is_some_and(|s| s.outcome == Outcome::Pass);
-    ends_on_pass && end - last <= max_gap
+
+    /// When the soak started.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    /// How long it lasts.
+    pub fn soak(&self) -> TimeDelta {
+        self.soak
+    }
+
+    /// Fold one sample of `gate` (the caller matched it by name), later than or as late as
+    /// every sample added before. Samples before the start are ignored.
+    pub fn add(&mut self, gate: &Gate, s: &Sample) {
+        if s.at < self.start {
+            return;
+        }
+        let end = self.start + self.soak;
+        let pair = self
+            .pairs
+            .entry((s.gate.clone(), s.cluster.clone()))
+            .or_default();
+        let cluster = &s.cluster;
+        match s.outcome {
+            Outcome::Pass => {
+                pair.fails = 0;
+                pair.inconclusive = 0;
+            }
+            Outcome::Fail => {
+                pair.fails += 1;
+                pair.inconclusive = 0;
+                if pair.fails >= gate.failure_limit && pair.halted.is_none() {
+                    let fails = pair.fails;
+                    pair.halted = Some(format!(
+                        "gate `{}` failed {fails} consecutive sample{} on {cluster} (limit {}); last observed {}",
+                        gate.name,
+                        if fails == 1 { "" } else { "s" },
+                        gate.failure_limit,
+                        s.observed
+                    ));
+                }
+            }
+            Outcome::Inconclusive => {
+                pair.inconclusive += 1;
+                if pair.inconclusive >= gate.inconclusive_limit && pair.halted.is_none() {
+                    pair.halted = Some(format!(
+                        "gate `{}` could not be evaluated on {cluster} for {} consecutive samples (limit {}); last: {}",
+                        gate.name, pair.inconclusive, gate.inconclusive_limit, s.observed
+                    ));
+                }
+            }
+        }
+        // Coverage counts the samples up to one interval past the end.
+        if s.at <= end + gate.interval {
+            if s.outcome == Outcome::Pass {
+                let last = pair.last_pass.unwrap_or(self.start);
+                if s.at - last > gate.interval * MAX_GAP_INTERVALS {
+                    pair.gap = true;
+                }
+                pair.last_pass = Some(s.at);
+            }
+            pair.last_outcome = Some(s.outcome);
+        }
+    }
+
+    /// Where the soak stands `now` for `gates` on `clusters`.
+    pub fn verdict(&self, gates: &[Gate], clusters: &[ClusterId], now: DateTime<Utc>) -> Verdict {
+        let end = self.start + self.soak;
+        let none = PairTally::default();
+        let mut waiting = Vec::new();
+        for gate in gates {
+            for cluster in clusters {
+                let pair = self
+                    .pairs
+                    .get(&(gate.name.clone(), cluster.clone()))
+                    .unwrap_or(&none);
+                if let Some(reason) = &pair.halted {
+                    return Verdict::Halted {
+                        gate: gate.name.clone(),
+                        cluster: cluster.clone(),
+                        reason: reason.clone(),
+                    };
+                }
+                let last = pair.last_pass.unwrap_or(self.start);
+                let covered = !pair.gap
+                    && pair.last_outcome == Some(Outcome::Pass)
+                    && end - last <= gate.interval * MAX_GAP_INTERVALS;
+                if now >= end && !covered {
+                    waiting.push(format!("{} on {cluster}", gate.name));
+                }
+            }
+        }
+        if now >= end && waiting.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Soaking {
+                passes_at: end.max(now),
+                waiting_for: waiting,
+            }
+        }
+    }
 }
 
 /// What a PR shows about a ring's soak: per gate, samples, failures, inconclusive ones and the

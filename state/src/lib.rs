@@ -8,8 +8,8 @@
 pub mod rollouts;
 
 pub use rollouts::{
-    ChangeRecord, Event, GlobalFreeze, Phase, PrLink, RingRun, Rollout, RolloutState,
-    SampleOutcome, SampleRecord, StepRecord,
+    ChangeRecord, Event, GlobalFreeze, Phase, PrLink, RingPhase, RingRun, Rollout, RolloutState,
+    SampleCounts, SampleOutcome, SampleRecord, StepRecord,
 };
 
 use std::path::Path;
@@ -127,6 +127,8 @@ pub struct LocalPr {
 pub struct Store {
     db: sled::Db,
     path: String,
+    /// Bumped by every write of a rollout, a ring run or the global freeze through this handle.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
@@ -165,7 +167,11 @@ impl Store {
                     message: e.to_string(),
                 },
             })?;
-        let store = Store { db, path: shown };
+        let store = Store {
+            db,
+            path: shown,
+            generation: std::sync::atomic::AtomicU64::new(0),
+        };
         let meta = store.tree(META)?;
         match meta.get(SCHEMA_KEY).map_err(|e| store.err(e))? {
             None => {
@@ -191,6 +197,18 @@ impl Store {
             path: self.path.clone(),
             message: e.to_string(),
         }
+    }
+
+    /// A number that changes whenever a rollout, a ring run or the global freeze is written
+    /// through this handle — and sled's lock makes this process the only writer — so a cache
+    /// of what those records say is valid while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {

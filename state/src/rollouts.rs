@@ -152,6 +152,18 @@ impl Phase {
     }
 }
 
+/// Where a ring run stands, without the rest of its record ([`Store::ring_phases`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingPhase {
+    /// The ring.
+    pub ring: String,
+    /// Its position in the ring file.
+    pub index: u32,
+    /// The state.
+    pub phase: Phase,
+}
+
 /// A pull request, as ringmaster links to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -337,6 +349,19 @@ pub struct SampleRecord {
     pub observed: String,
 }
 
+/// How many samples a ring step has, by outcome ([`Store::sample_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleCounts {
+    /// Every sample.
+    pub samples: usize,
+    /// Passing ones.
+    pub pass: usize,
+    /// Failing ones.
+    pub fail: usize,
+    /// Inconclusive ones.
+    pub inconclusive: usize,
+}
+
 /// One journal entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -449,6 +474,7 @@ impl Store {
             Ok(true)
         });
         let created = result.map_err(|e: TransactionError<()>| self.tx_err(e))?;
+        self.bump();
         self.flush()?;
         Ok(created)
     }
@@ -503,6 +529,7 @@ impl Store {
         });
         match result {
             Ok(()) => {
+                self.bump();
                 self.flush()?;
                 Ok(Some(new))
             }
@@ -532,6 +559,7 @@ impl Store {
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| self.tx_err(e))?;
+        self.bump();
         self.flush()
     }
 
@@ -583,6 +611,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The phase of each ring run of a rollout, in ring order — the rest of each record is
+    /// skipped, not decoded (the per-pass ring-occupancy check reads every rollout's).
+    pub fn ring_phases(&self, rollout: &str) -> Result<Vec<RingPhase>, StoreError> {
+        let mut out: Vec<RingPhase> = Vec::new();
+        for item in self.tree(RING_RUNS)?.scan_prefix(prefix(rollout)) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push(decode(&self.path, &k, &v)?);
+        }
+        out.sort_by_key(|r| r.index);
+        Ok(out)
+    }
+
     /// One ring run.
     pub fn ring_run(&self, rollout: &str, ring: &str) -> Result<Option<RingRun>, StoreError> {
         let key = run_key(rollout, ring);
@@ -600,6 +640,7 @@ impl Store {
             .compare_and_swap(key, None as Option<&[u8]>, Some(self.encode(run)?))
             .map_err(|e| self.err(e))?
             .is_ok();
+        self.bump();
         self.flush()?;
         Ok(ok)
     }
@@ -641,6 +682,102 @@ impl Store {
             out.push(decode(&self.path, &k, &v)?);
         }
         Ok(out)
+    }
+
+    /// The samples of a ring step stored after the one with id `after` (all of them with
+    /// `None`), oldest first, with their ids: a reader that keeps a running tally passes the
+    /// last id it saw and decodes only what is new.
+    pub fn samples_after(
+        &self,
+        rollout: &str,
+        ring: &str,
+        step: u32,
+        after: Option<u64>,
+    ) -> Result<Vec<(u64, SampleRecord)>, StoreError> {
+        let base = sample_prefix(rollout, ring, step);
+        let mut from = base.clone();
+        if let Some(id) = after {
+            match id.checked_add(1) {
+                Some(next) => from.extend_from_slice(&next.to_be_bytes()),
+                None => return Ok(Vec::new()),
+            }
+        }
+        let mut out = Vec::new();
+        for item in self.tree(SAMPLES)?.range(from..) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let Some(id) = k
+                .strip_prefix(base.as_slice())
+                .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+            else {
+                break; // past this step's samples
+            };
+            out.push((u64::from_be_bytes(id), decode(&self.path, &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// How many samples a ring step has, by outcome — counted without decoding the rest of
+    /// each sample or holding them (status reads this on every request).
+    pub fn sample_counts(
+        &self,
+        rollout: &str,
+        ring: &str,
+        step: u32,
+    ) -> Result<SampleCounts, StoreError> {
+        #[derive(Deserialize)]
+        struct OutcomeOnly {
+            outcome: SampleOutcome,
+        }
+        let mut counts = SampleCounts::default();
+        for item in self
+            .tree(SAMPLES)?
+            .scan_prefix(sample_prefix(rollout, ring, step))
+        {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let o: OutcomeOnly = decode(&self.path, &k, &v)?;
+            counts.samples += 1;
+            match o.outcome {
+                SampleOutcome::Pass => counts.pass += 1,
+                SampleOutcome::Fail => counts.fail += 1,
+                SampleOutcome::Inconclusive => counts.inconclusive += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The latest sample of each (gate, cluster) of a ring step, read newest first; the scan
+    /// stops once `pairs` distinct ones are found (`None`: it reads back to the first sample).
+    /// Sorted by gate, then cluster.
+    pub fn latest_samples(
+        &self,
+        rollout: &str,
+        ring: &str,
+        step: u32,
+        pairs: Option<usize>,
+    ) -> Result<Vec<SampleRecord>, StoreError> {
+        #[derive(Deserialize)]
+        struct Pair {
+            gate: String,
+            cluster: String,
+        }
+        let mut latest: std::collections::BTreeMap<(String, String), SampleRecord> =
+            std::collections::BTreeMap::new();
+        for item in self
+            .tree(SAMPLES)?
+            .scan_prefix(sample_prefix(rollout, ring, step))
+            .rev()
+        {
+            if pairs.is_some_and(|n| latest.len() >= n) {
+                break;
+            }
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let p: Pair = decode(&self.path, &k, &v)?;
+            if let std::collections::btree_map::Entry::Vacant(e) = latest.entry((p.gate, p.cluster))
+            {
+                e.insert(decode(&self.path, &k, &v)?);
+            }
+        }
+        Ok(latest.into_values().collect())
     }
 
     /// Forget the samples of a ring step (resume re-runs the gates from zero), flushed.
@@ -707,6 +844,7 @@ impl Store {
                 tree.remove(FREEZE_KEY).map_err(|e| self.err(e))?;
             }
         }
+        self.bump();
         self.flush()
     }
 
@@ -779,6 +917,155 @@ mod tests {
         assert_eq!(s.journal("k8s-1.34").unwrap().len(), 1);
         // A rollout whose name is a prefix of another does not see its records.
         assert!(s.ring_runs("k8s-1.3").unwrap().is_empty());
+    }
+
+    #[test]
+    fn ring_phases_match_the_records_and_every_write_moves_the_generation() {
+        let (_d, s) = open();
+        let now = t("2026-11-24T09:00:00Z");
+        let runs = [
+            RingRun::pending("r", "sandbox", 0, now),
+            RingRun::pending("r", "canary", 1, now),
+        ];
+        let g0 = s.generation();
+        s.create_rollout(&rollout("r"), &runs, &event("r", "started"))
+            .unwrap();
+        let g1 = s.generation();
+        assert_ne!(g0, g1, "create");
+        let mut next = runs[1].clone();
+        next.phase = Phase::Soaking;
+        next.evidence = Some("lots of text the phase reader skips".into());
+        s.transition(&runs[1], next, None, &[]).unwrap().unwrap();
+        let g2 = s.generation();
+        assert_ne!(g1, g2, "transition");
+        let phases = s.ring_phases("r").unwrap();
+        let full = s.ring_runs("r").unwrap();
+        assert_eq!(phases.len(), 2);
+        for (p, r) in phases.iter().zip(&full) {
+            assert_eq!(
+                (p.ring.as_str(), p.index, p.phase),
+                (r.ring.as_str(), r.index, r.phase)
+            );
+        }
+        assert_eq!(phases[1].phase, Phase::Soaking);
+        // A refused transition, reads and samples leave it alone.
+        assert!(
+            s.transition(&runs[1], runs[1].clone(), None, &[])
+                .unwrap()
+                .is_none()
+        );
+        s.ring_runs("r").unwrap();
+        s.add_samples("r", "canary", 1, &[]).unwrap();
+        assert_eq!(s.generation(), g2);
+        s.put_rollout(&rollout("r"), &[]).unwrap();
+        let g3 = s.generation();
+        assert_ne!(g2, g3, "put_rollout");
+        s.insert_ring_run(&RingRun::pending("r", "prod", 2, now))
+            .unwrap();
+        let g4 = s.generation();
+        assert_ne!(g3, g4, "insert_ring_run");
+        s.set_global_freeze(None).unwrap();
+        assert_ne!(g4, s.generation(), "freeze");
+    }
+
+    #[test]
+    fn samples_after_an_id_are_the_newer_ones_of_that_step_only() {
+        let (_d, s) = open();
+        let sample = |minute: u32| SampleRecord {
+            at: t("2026-11-24T09:00:00Z") + chrono::TimeDelta::minutes(i64::from(minute)),
+            gate: "nodes-ready".into(),
+            cluster: "eu-1".into(),
+            outcome: SampleOutcome::Pass,
+            value: Some(f64::from(minute)),
+            observed: format!("{minute}"),
+        };
+        s.add_samples("r", "canary", 1, &[sample(0), sample(1)])
+            .unwrap();
+        // Neighbours that share a prefix: another step, a ring whose name extends this one.
+        s.add_samples("r", "canary", 2, &[sample(9)]).unwrap();
+        s.add_samples("r", "canary-eu", 1, &[sample(8)]).unwrap();
+        let all = s.samples_after("r", "canary", 1, None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            s.samples("r", "canary", 1).unwrap()
+        );
+        let (last, _) = all[1];
+        assert!(
+            s.samples_after("r", "canary", 1, Some(last))
+                .unwrap()
+                .is_empty()
+        );
+        s.add_samples("r", "canary", 1, &[sample(2)]).unwrap();
+        let newer = s.samples_after("r", "canary", 1, Some(last)).unwrap();
+        assert_eq!(newer.len(), 1);
+        assert_eq!(newer[0].1.observed, "2");
+        assert!(newer[0].0 > last);
+        assert_eq!(
+            s.samples_after("r", "canary", 1, Some(all[0].0))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            s.samples_after("r", "canary", 1, Some(u64::MAX))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn counts_and_latest_samples_agree_with_reading_them_all() {
+        let (_d, s) = open();
+        let at = t("2026-11-24T09:00:00Z");
+        let mut all = Vec::new();
+        for minute in 0..30 {
+            for (gate, cluster) in [("nodes", "a"), ("nodes", "b"), ("errors", "a")] {
+                let outcome = match (minute * 7 + gate.len() + cluster.len()) % 5 {
+                    0 => SampleOutcome::Fail,
+                    1 => SampleOutcome::Inconclusive,
+                    _ => SampleOutcome::Pass,
+                };
+                all.push(SampleRecord {
+                    at: at + chrono::TimeDelta::minutes(minute as i64),
+                    gate: gate.into(),
+                    cluster: cluster.into(),
+                    outcome,
+                    value: Some(minute as f64),
+                    observed: format!("{gate}/{cluster}/{minute}"),
+                });
+            }
+        }
+        s.add_samples("r", "canary", 1, &all).unwrap();
+        s.add_samples("r", "canary", 2, &all[..3]).unwrap();
+        let counts = s.sample_counts("r", "canary", 1).unwrap();
+        let n = |o: SampleOutcome| all.iter().filter(|x| x.outcome == o).count();
+        assert_eq!(
+            counts,
+            SampleCounts {
+                samples: 90,
+                pass: n(SampleOutcome::Pass),
+                fail: n(SampleOutcome::Fail),
+                inconclusive: n(SampleOutcome::Inconclusive),
+            }
+        );
+        assert!(counts.fail > 0 && counts.inconclusive > 0);
+        let mut expected: Vec<SampleRecord> = all[all.len() - 3..].to_vec();
+        expected.sort_by(|a, b| (&a.gate, &a.cluster).cmp(&(&b.gate, &b.cluster)));
+        assert_eq!(
+            s.latest_samples("r", "canary", 1, Some(3)).unwrap(),
+            expected
+        );
+        assert_eq!(s.latest_samples("r", "canary", 1, None).unwrap(), expected);
+        // Asking for fewer pairs stops early with the newest ones.
+        assert_eq!(
+            s.latest_samples("r", "canary", 1, Some(1)).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            s.sample_counts("r", "canary", 3).unwrap(),
+            SampleCounts::default()
+        );
     }
 
     #[test]

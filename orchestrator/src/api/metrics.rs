@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rings::model::Config;
 use serde_json::Value;
-use state::{Phase, SampleOutcome, SampleRecord, Store, StoreError};
+use state::{Phase, SampleOutcome, Store, StoreError};
 
 use crate::daemon::status;
 
@@ -249,14 +249,6 @@ impl Exposition {
     }
 }
 
-/// The latest sample of each (gate, cluster), from samples oldest first.
-fn latest(samples: &[SampleRecord]) -> BTreeMap<(&str, &str), &SampleRecord> {
-    samples
-        .iter()
-        .map(|s| ((s.gate.as_str(), s.cluster.as_str()), s))
-        .collect()
-}
-
 fn outcome_word(o: SampleOutcome) -> &'static str {
     match o {
         SampleOutcome::Pass => "pass",
@@ -303,13 +295,26 @@ pub fn exposition(
             if !matches!(run.phase, Phase::Soaking | Phase::Halted) || rollout.state.is_finished() {
                 continue;
             }
-            let samples = store.samples(&run.rollout, &run.ring, step.step)?;
-            for ((gate, cluster), s) in latest(&samples) {
+            // Newest first, stopping once every gate on every member has its latest sample.
+            let pairs = config.and_then(|c| {
+                let ring = c
+                    .ring_set
+                    .rings
+                    .iter()
+                    .find(|r| r.name.as_str() == run.ring)?;
+                let gates = ring
+                    .gates
+                    .iter()
+                    .filter(|g| c.ring_set.gates.contains_key(*g))
+                    .count();
+                Some(gates * run.members.len().saturating_sub(run.left_out.len()))
+            });
+            for s in store.latest_samples(&run.rollout, &run.ring, step.step, pairs)? {
                 let labels = [
                     ("rollout", run.rollout.clone()),
                     ("ring", run.ring.clone()),
-                    ("gate", gate.to_owned()),
-                    ("cluster", cluster.to_owned()),
+                    ("gate", s.gate.clone()),
+                    ("cluster", s.cluster.clone()),
                 ];
                 gate_results.push((labels.clone(), outcome_word(s.outcome)));
                 if let Some(v) = s.value {

@@ -111,9 +111,106 @@ pub struct Daemon<'s, F, P, C> {
     clock: C,
     options: DaemonOptions,
     loaded: Option<Loaded>,
-    /// The rollouts as read once per pass for the ring-occupancy rule (states that change
-    /// during the pass only make that rule more conservative).
-    rollouts_cache: std::cell::RefCell<Option<Vec<Rollout>>>,
+    /// The ring phases of every unfinished rollout, for the ring-occupancy rule.
+    occupancy: std::cell::RefCell<Option<std::sync::Arc<Occupancy>>>,
+    /// The running soak tally of each soaking ring step, so a pass that samples reads only
+    /// the new samples. Rebuilt from the store after a restart, a configuration change or a
+    /// resume (a new soak start).
+    tallies: std::collections::HashMap<(String, String, u32), SoakTally>,
+    /// Passes so far (tallies not looked at in a pass are dropped).
+    passes: u64,
+}
+
+/// A soak tally and the last sample folded into it.
+#[derive(Debug)]
+struct SoakTally {
+    tally: soak::Tally,
+    last_id: Option<u64>,
+    seen: u64,
+}
+
+/// Every unfinished rollout's ring phases, as the ring-occupancy rule reads them. Read once
+/// (phases only, not whole ring runs) and kept while the store's generation stays the same:
+/// any write through the store — a transition of this pass, a command from the API — makes
+/// the next question read it again, so an idle pass reads it once.
+#[derive(Debug)]
+struct Occupancy {
+    generation: u64,
+    rollouts: Vec<Occupant>,
+}
+
+#[derive(Debug)]
+struct Occupant {
+    name: String,
+    order: u32,
+    revert: bool,
+    phases: Vec<state::RingPhase>,
+}
+
+impl Occupancy {
+    fn read(store: &Store) -> Result<Occupancy, DaemonError> {
+        // The generation first: a write racing this read makes the cache stale, never wrong.
+        let generation = store.generation();
+        let mut rollouts = Vec::new();
+        for r in store.rollouts()? {
+            if r.state.is_finished() {
+                continue;
+            }
+            rollouts.push(Occupant {
+                phases: store.ring_phases(&r.name)?,
+                revert: r.revert_of.is_some(),
+                order: r.order,
+                name: r.name,
+            });
+        }
+        Ok(Occupancy {
+            generation,
+            rollouts,
+        })
+    }
+
+    /// The release order of an unfinished rollout.
+    fn order(&self, rollout: &str) -> Option<u32> {
+        self.rollouts
+            .iter()
+            .find(|o| o.name == rollout)
+            .map(|o| o.order)
+    }
+
+    /// The phase of ring `index` of an unfinished rollout.
+    fn phase(&self, rollout: &str, index: usize) -> Option<Phase> {
+        self.rollouts
+            .iter()
+            .find(|o| o.name == rollout)?
+            .phases
+            .iter()
+            .find(|p| p.index as usize == index)
+            .map(|p| p.phase)
+    }
+
+    /// Ring `index` (named `ring`) is free for rollout `name` (release order `order`): the
+    /// previous ring of the rollout passed, no revert in progress holds the ring, and every
+    /// earlier unfinished rollout passed it (never two rollouts on one ring; releases run in
+    /// file order).
+    fn is_free(&self, name: &str, order: u32, index: usize, ring: &str) -> bool {
+        if index > 0 && self.phase(name, index - 1) != Some(Phase::Passed) {
+            return false;
+        }
+        self.rollouts.iter().filter(|o| o.name != name).all(|o| {
+            if o.revert {
+                // A revert in progress holds every ring it has started and not finished.
+                return !o
+                    .phases
+                    .iter()
+                    .any(|p| p.ring == ring && p.phase.occupies_ring());
+            }
+            o.order >= order
+                || o.phases
+                    .iter()
+                    .find(|p| p.index as usize == index)
+                    .is_none_or(|p| p.phase == Phase::Passed)
+        })
+    }
 }
 
 impl<F, P, C> std::fmt::Debug for Daemon<'_, F, P, C> {
@@ -293,7 +390,9 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             clock,
             options,
             loaded: None,
-            rollouts_cache: std::cell::RefCell::new(None),
+            occupancy: std::cell::RefCell::new(None),
+            tallies: std::collections::HashMap::new(),
+            passes: 0,
         }
     }
 
@@ -364,6 +463,8 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 )
             })?;
             let fingerprint = self.fingerprint(Some(&loaded.config));
+            // Gates, soaks and intervals may have changed: tally the soaks again.
+            self.tallies.clear();
             self.loaded = Some(Loaded {
                 base,
                 fingerprint,
@@ -376,9 +477,9 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
     /// One reconcile pass.
     pub async fn pass(&mut self) -> Result<PassReport, DaemonError> {
         let mut report = PassReport::default();
+        self.passes += 1;
         self.refresh()?;
         self.discover()?;
-        *self.rollouts_cache.borrow_mut() = None;
         for rollout in self.store.rollouts()? {
             if rollout.state.is_finished() {
                 continue;
@@ -389,6 +490,8 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             }
             self.reconcile_rollout(&rollout.name, &mut report).await?;
         }
+        let pass = self.passes;
+        self.tallies.retain(|_, t| t.seen == pass);
         Ok(report)
     }
 
@@ -675,6 +778,18 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             .collect();
         for (index, ring) in ring_names.iter().enumerate() {
             for _ in 0..MAX_TRANSITIONS_PER_PASS {
+                // The phases first: a passed ring, or a pending one that may not start yet
+                // (most of a backlog), is decided without reading its whole record.
+                let occupancy = self.occupancy()?;
+                match (occupancy.phase(name, index), occupancy.order(name)) {
+                    (Some(Phase::Passed), _) => break,
+                    (Some(Phase::Pending), Some(order))
+                        if !occupancy.is_free(name, order, index, ring) =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
                 let Some(run) = self.store.ring_run(name, ring)? else {
                     break;
                 };
@@ -829,7 +944,10 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 if let RolloutState::Paused { .. } = rollout.state {
                     return Ok(false);
                 }
-                if !self.ring_is_free(&rollout, index, &run)? {
+                if !self
+                    .occupancy()?
+                    .is_free(&rollout.name, rollout.order, index, &run.ring)
+                {
                     return Ok(false);
                 }
                 let members: Vec<String> = config
@@ -942,55 +1060,16 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         }
     }
 
-    /// Ring `index` is free for `rollout`: the previous ring of the rollout passed, and every
-    /// earlier unfinished rollout passed this ring (never two rollouts on one ring, and
-    /// releases run in file order).
-    fn ring_is_free(
-        &self,
-        rollout: &Rollout,
-        index: usize,
-        _run: &RingRun,
-    ) -> Result<bool, DaemonError> {
-        if index > 0 {
-            let runs = self.store.ring_runs(&rollout.name)?;
-            let prev_passed = runs
-                .iter()
-                .find(|r| r.index as usize == index - 1)
-                .is_some_and(|r| r.phase == Phase::Passed);
-            if !prev_passed {
-                return Ok(false);
-            }
+    /// The ring phases of every unfinished rollout, as of the store's current generation.
+    fn occupancy(&self) -> Result<std::sync::Arc<Occupancy>, DaemonError> {
+        if let Some(o) = self.occupancy.borrow().as_ref()
+            && o.generation == self.store.generation()
+        {
+            return Ok(o.clone());
         }
-        if self.rollouts_cache.borrow().is_none() {
-            *self.rollouts_cache.borrow_mut() = Some(self.store.rollouts()?);
-        }
-        let others = self.rollouts_cache.borrow().clone().unwrap_or_default();
-        for other in others {
-            if other.revert_of.is_some() && !other.state.is_finished() && other.name != rollout.name
-            {
-                // A revert in progress holds every ring it has started and not finished.
-                let occupied = self
-                    .store
-                    .ring_run(&other.name, &_run.ring)?
-                    .is_some_and(|r| r.phase.occupies_ring());
-                if occupied {
-                    return Ok(false);
-                }
-                continue;
-            }
-            if other.order >= rollout.order || other.state.is_finished() {
-                continue;
-            }
-            let runs = self.store.ring_runs(&other.name)?;
-            let passed = runs
-                .iter()
-                .find(|r| r.index as usize == index)
-                .is_none_or(|r| r.phase == Phase::Passed);
-            if !passed {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let fresh = std::sync::Arc::new(Occupancy::read(self.store)?);
+        *self.occupancy.borrow_mut() = Some(fresh.clone());
+        Ok(fresh)
     }
 
     async fn preflight_and_open(
@@ -1581,6 +1660,22 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             return Ok(false);
         };
         let step_no = run.step_number();
+        let start = run.soak_started.unwrap_or(now);
+        let key = (run.rollout.clone(), run.ring.clone(), step_no);
+        let tally = self
+            .tallies
+            .entry(key.clone())
+            .or_insert_with(|| SoakTally {
+                tally: soak::Tally::new(start, ring.soak),
+                last_id: None,
+                seen: 0,
+            });
+        tally.seen = self.passes;
+        if tally.tally.start() != start || tally.tally.soak() != ring.soak {
+            // Resumed (the gates run again from zero) or re-timed: start over.
+            tally.tally = soak::Tally::new(start, ring.soak);
+            tally.last_id = None;
+        }
         let gates = ring_gates(config, ring);
         let left_out: Vec<&str> = run.left_out.iter().map(|(c, _)| c.as_str()).collect();
         let members: Vec<&Cluster> = config
@@ -1635,16 +1730,28 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 new.gate_due.insert(g.name.to_string(), now + g.interval);
             }
         }
-        let samples: Vec<Sample> = self
-            .store
-            .samples(&run.rollout, &run.ring, step_no)?
-            .iter()
-            .filter_map(to_sample)
-            .collect();
-        let start = run.soak_started.unwrap_or(now);
+        // Fold the samples taken since the last look (all of them after a restart).
+        let Some(tally) = self.tallies.get_mut(&key) else {
+            return Ok(false);
+        };
+        for (id, record) in
+            self.store
+                .samples_after(&run.rollout, &run.ring, step_no, tally.last_id)?
+        {
+            tally.last_id = Some(id);
+            if let Some(sample) = to_sample(&record)
+                && let Some(gate) = gates.iter().find(|g| g.name == sample.gate)
+            {
+                tally.tally.add(gate, &sample);
+            }
+        }
         let owned_gates: Vec<Gate> = gates.iter().map(|g| (*g).clone()).collect();
         let ids: Vec<ClusterId> = members.iter().map(|c| c.id.clone()).collect();
-        match soak::evaluate(start, ring.soak, &owned_gates, &ids, &samples, now) {
+        let verdict = tally.tally.verdict(&owned_gates, &ids, now);
+        if !matches!(verdict, Verdict::Soaking { .. }) {
+            self.tallies.remove(&key);
+        }
+        match verdict {
             Verdict::Halted { reason, .. } => self.halt(rollout, run, reason, Some(now)).await,
             Verdict::Passed => {
                 new.passed_at = Some(now);
@@ -1827,4 +1934,69 @@ pub fn targets_of(changes: &[policies::versions::Change]) -> Targets {
 
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn occupant(name: &str, order: u32, revert: bool, phases: &[Phase]) -> Occupant {
+        let rings = ["sandbox", "canary", "prod"];
+        Occupant {
+            name: name.to_owned(),
+            order,
+            revert,
+            phases: phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| state::RingPhase {
+                    ring: rings[i].to_owned(),
+                    index: i as u32,
+                    phase: *p,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_ring_is_free_in_release_order_and_never_while_held() {
+        use Phase::*;
+        let occupancy = Occupancy {
+            generation: 0,
+            rollouts: vec![
+                occupant("a", 0, false, &[Passed, Soaking, Pending]),
+                occupant("b", 1, false, &[Passed, Pending, Pending]),
+                occupant("c", 2, false, &[Pending, Pending, Pending]),
+            ],
+        };
+        // `a` may move on only once its own previous ring passed.
+        assert!(!occupancy.is_free("a", 0, 2, "prod"));
+        // `b`'s sandbox passed but `a` still soaks in canary.
+        assert!(!occupancy.is_free("b", 1, 1, "canary"));
+        // `c` may take sandbox: every earlier rollout passed it.
+        assert!(occupancy.is_free("c", 2, 0, "sandbox"));
+        // Not before an earlier rollout that has not passed it.
+        let behind = Occupancy {
+            generation: 0,
+            rollouts: vec![
+                occupant("a", 0, false, &[PrOpen, Pending, Pending]),
+                occupant("b", 1, false, &[Pending, Pending, Pending]),
+            ],
+        };
+        assert!(!behind.is_free("b", 1, 0, "sandbox"));
+        assert!(behind.is_free("a", 0, 0, "sandbox"));
+        // A revert holds the rings it started, whatever its order.
+        let reverting = Occupancy {
+            generation: 0,
+            rollouts: vec![
+                occupant("c", 2, false, &[Pending, Pending, Pending]),
+                occupant("a-revert", 3, true, &[Converging, Pending, Pending]),
+            ],
+        };
+        assert!(!reverting.is_free("c", 2, 0, "sandbox"));
+        assert_eq!(reverting.phase("a-revert", 0), Some(Converging));
+        assert_eq!(reverting.order("c"), Some(2));
+        assert_eq!(reverting.order("gone"), None);
+    }
 }

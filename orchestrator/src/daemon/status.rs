@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use policies::window;
 use rings::model::Config;
 use serde_json::{Value, json};
-use state::{Phase, RingRun, Rollout, RolloutState, SampleOutcome, Store, StoreError};
+use state::{Phase, RingRun, Rollout, RolloutState, Store, StoreError};
 
 /// The forecast's assumption, stated with it.
 pub const FORECAST_NOTE: &str = "forecast from actual progress, assuming prompt review, convergence within each ring's \
@@ -96,10 +96,9 @@ pub fn rollout_json(
                 if matches!(run.phase, Phase::Soaking | Phase::Halted)
                     && !rollout.state.is_finished() =>
             {
-                let samples = store.samples(&run.rollout, &run.ring, s.step)?;
-                let count = |o: SampleOutcome| samples.iter().filter(|x| x.outcome == o).count();
-                json!({"samples": samples.len(), "pass": count(SampleOutcome::Pass),
-                       "fail": count(SampleOutcome::Fail), "inconclusive": count(SampleOutcome::Inconclusive)})
+                let n = store.sample_counts(&run.rollout, &run.ring, s.step)?;
+                json!({"samples": n.samples, "pass": n.pass,
+                       "fail": n.fail, "inconclusive": n.inconclusive})
             }
             _ => Value::Null,
         };

@@ -231,3 +231,160 @@ fn the_summary_shows_the_worst_value_per_cluster() {
         "lowest ready ratio is the worst"
     );
 }
+
+/// The soak rules as first written (every sample read each time): the reference the folded
+/// [`Tally`] must agree with.
+fn reference(
+    start: DateTime<Utc>,
+    soak: TimeDelta,
+    gates: &[Gate],
+    clusters: &[ClusterId],
+    samples: &[Sample],
+    now: DateTime<Utc>,
+) -> Verdict {
+    let end = start + soak;
+    let mut waiting = Vec::new();
+    for gate in gates {
+        for cluster in clusters {
+            let mut mine: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| {
+                    s.gate == gate.name && &s.cluster == cluster && s.at >= start && s.at <= now
+                })
+                .collect();
+            mine.sort_by_key(|s| s.at);
+            let (mut fails, mut inconclusive) = (0u32, 0u32);
+            for s in &mine {
+                match s.outcome {
+                    Outcome::Pass => (fails, inconclusive) = (0, 0),
+                    Outcome::Fail => {
+                        fails += 1;
+                        inconclusive = 0;
+                        if fails >= gate.failure_limit {
+                            return Verdict::Halted {
+                                gate: gate.name.clone(),
+                                cluster: cluster.clone(),
+                                reason: format!(
+                                    "gate `{}` failed {fails} consecutive sample{} on {cluster} (limit {}); last observed {}",
+                                    gate.name,
+                                    if fails == 1 { "" } else { "s" },
+                                    gate.failure_limit,
+                                    s.observed
+                                ),
+                            };
+                        }
+                    }
+                    Outcome::Inconclusive => {
+                        inconclusive += 1;
+                        if inconclusive >= gate.inconclusive_limit {
+                            return Verdict::Halted {
+                                gate: gate.name.clone(),
+                                cluster: cluster.clone(),
+                                reason: format!(
+                                    "gate `{}` could not be evaluated on {cluster} for {inconclusive} consecutive samples (limit {}); last: {}",
+                                    gate.name, gate.inconclusive_limit, s.observed
+                                ),
+                            };
+                        }
+                    }
+                }
+            }
+            let max_gap = gate.interval * MAX_GAP_INTERVALS;
+            let window: Vec<&&Sample> = mine
+                .iter()
+                .filter(|s| s.at <= end + gate.interval)
+                .collect();
+            let mut last = start;
+            let mut gap = false;
+            for s in window.iter().filter(|s| s.outcome == Outcome::Pass) {
+                gap |= s.at - last > max_gap;
+                last = s.at;
+            }
+            let ends_on_pass = window.last().is_some_and(|s| s.outcome == Outcome::Pass);
+            let covered = !gap && ends_on_pass && end - last <= max_gap;
+            if now >= end && !covered {
+                waiting.push(format!("{} on {cluster}", gate.name));
+            }
+        }
+    }
+    if now >= end && waiting.is_empty() {
+        Verdict::Passed
+    } else {
+        Verdict::Soaking {
+            passes_at: end.max(now),
+            waiting_for: waiting,
+        }
+    }
+}
+
+#[test]
+fn the_folded_tally_agrees_with_reading_every_sample_each_time() {
+    // Deterministic pseudo-random soaks: 2 gates × 2 clusters, samples every minute or two with
+    // mostly passes, some failures, inconclusive runs and gaps; the verdict after each sample,
+    // folded incrementally, must equal the reference over all samples so far.
+    let mut seed: u64 = 0x5eed_0000_0000_0001;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut verdicts = [0usize; 3];
+    for round in 0..300 {
+        let gates = vec![prom_gate(1 + next(3) as u32), {
+            let mut g = nodes_gate();
+            g.failure_limit = 1 + next(4) as u32;
+            g.inconclusive_limit = 2 + next(3) as u32;
+            g
+        }];
+        let clusters = [c("a"), c("b")];
+        let start = t(0);
+        let soak = TimeDelta::minutes(10 + next(20) as i64);
+        let mut tally = Tally::new(start, soak);
+        let mut all: Vec<Sample> = Vec::new();
+        let mut minute = next(3) as i64 - 1; // sometimes a sample before the start
+        let last_minute = soak.num_minutes() + 5;
+        while minute <= last_minute {
+            for gate in &gates {
+                for cluster in ["a", "b"] {
+                    // Half the rounds are calm (mostly passing soaks), half are rough.
+                    let odds = if round % 2 == 0 { 300 } else { 12 };
+                    if next(odds) == 0 {
+                        continue; // a missed sample
+                    }
+                    let outcome = match next(odds) {
+                        0 => Outcome::Fail,
+                        1 | 2 => Outcome::Inconclusive,
+                        _ => Outcome::Pass,
+                    };
+                    let s = sample(gate, cluster, minute, outcome, next(100) as f64);
+                    tally.add(gate, &s);
+                    all.push(s);
+                }
+            }
+            let now = t(minute);
+            let folded = tally.verdict(&gates, &clusters, now);
+            assert_eq!(
+                folded,
+                reference(start, soak, &gates, &clusters, &all, now),
+                "round {round}, minute {minute}"
+            );
+            assert_eq!(folded, evaluate(start, soak, &gates, &clusters, &all, now));
+            verdicts[match folded {
+                Verdict::Soaking { .. } => 0,
+                Verdict::Passed => 1,
+                Verdict::Halted { .. } => 2,
+            }] += 1;
+            if !matches!(folded, Verdict::Soaking { .. }) {
+                break;
+            }
+            minute += if round % 2 == 0 && round % 4 != 0 {
+                1
+            } else {
+                1 + next(2) as i64 * next(3) as i64
+            };
+        }
+    }
+    // The generator reaches every verdict, so the comparison means something.
+    assert!(verdicts.iter().all(|n| *n > 10), "{verdicts:?}");
+}
