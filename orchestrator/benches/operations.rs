@@ -32,6 +32,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::{daemon, observation, percentile};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,16 +42,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orchestrator::api::metrics::{self, Metrics};
 use orchestrator::daemon::clock::ManualClock;
-use orchestrator::daemon::probe::{
-    Baselines, ClusterProbe, ConvergenceReport, GateResult, Targets,
-};
-use orchestrator::daemon::{Daemon, DaemonOptions, PassReport, evidence_of, halt_comment};
-use orchestrator::forge::local::LocalForge;
-use orchestrator::gitops::MirrorGitOps;
+use orchestrator::daemon::{PassReport, evidence_of, halt_comment};
 use orchestrator::gitops::mirror::Mirror;
-use policies::gates::Observation;
 use policies::soak::Outcome;
-use rings::model::{Cluster, Config, Gate, Release};
+use rings::model::{Cluster, Config, Release};
 use state::{
     ChangeRecord, Event, Phase, PrLink, RingRun, Rollout, RolloutState, SampleOutcome,
     SampleRecord, StepRecord, Store,
@@ -67,62 +64,6 @@ const DOWNTIME: TimeDelta = TimeDelta::minutes(10);
 const BINARY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Completed rollouts given every sample of their four soaks for the last measurement.
 const FULL_HISTORY_ROLLOUTS: usize = 2;
-
-/// Every cluster answers at once: preflight clean, converged, every gate passes.
-#[derive(Debug, Clone, Copy)]
-struct Instant0;
-
-impl ClusterProbe for Instant0 {
-    async fn preflight(&self, _c: &Cluster, _t: &Targets, _g: &[&Gate]) -> Vec<String> {
-        Vec::new()
-    }
-
-    async fn convergence(&self, _c: &Config, _cl: &Cluster, _t: &Targets) -> ConvergenceReport {
-        ConvergenceReport {
-            converged: true,
-            ..Default::default()
-        }
-    }
-
-    async fn evaluate(
-        &self,
-        gates: &[&Gate],
-        clusters: &[&Cluster],
-        _b: &Baselines,
-    ) -> Vec<GateResult> {
-        let mut out = Vec::with_capacity(gates.len() * clusters.len());
-        for g in gates {
-            for c in clusters {
-                let (value, observed) = observation(g.name.as_str(), Outcome::Pass);
-                out.push(GateResult {
-                    gate: g.name.to_string(),
-                    cluster: c.id.to_string(),
-                    observation: Observation {
-                        outcome: Outcome::Pass,
-                        value,
-                        observed,
-                    },
-                });
-            }
-        }
-        out
-    }
-
-    async fn sample_baselines(&self, _g: &[&Gate], _c: &[&Cluster]) -> Baselines {
-        Baselines::new()
-    }
-}
-
-/// What a gate of the example ring file reports.
-fn observation(gate: &str, outcome: Outcome) -> (Option<f64>, String) {
-    match (gate, outcome) {
-        ("nodes-ready", _) => (Some(1.0), "12/12 nodes Ready".into()),
-        ("workloads-available", _) => (Some(1.0), "214/214 workloads available".into()),
-        ("argocd-synced", _) => (None, "7/7 Healthy".into()),
-        ("error-ratio", Outcome::Fail) => (Some(0.034), "0.034".into()),
-        _ => (Some(0.0012), "0.0012".into()),
-    }
-}
 
 fn record(at: DateTime<Utc>, gate: &str, cluster: &str, outcome: Outcome) -> SampleRecord {
     let (value, observed) = observation(gate, outcome);
@@ -650,38 +591,6 @@ impl Seeder<'_> {
     }
 }
 
-fn daemon<'s>(
-    config: &Path,
-    store: &'s Store,
-    clock: ManualClock,
-) -> Daemon<'s, LocalForge<'s>, Instant0, ManualClock> {
-    let settings = rings::load::load_settings(config).unwrap();
-    let mirror = Mirror::open(
-        &settings.data_dir,
-        &settings.gitops.location,
-        settings.gitops.auth.clone(),
-    )
-    .unwrap();
-    let gitops = MirrorGitOps::new(mirror, &settings.gitops.branch, settings.author.clone());
-    let forge = LocalForge::new(
-        store,
-        git2::Repository::open(config.parent().unwrap().join("gitops")).unwrap(),
-        settings.author.clone(),
-    );
-    Daemon::new(
-        store,
-        forge,
-        gitops,
-        Instant0,
-        clock,
-        DaemonOptions {
-            config_path: config.to_path_buf(),
-            merge_approved: true,
-            pr_url_template: "local#{n}".into(),
-        },
-    )
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -716,11 +625,6 @@ fn restore(store: &Path, pristine: &Path) {
         std::fs::remove_dir_all(store).unwrap();
     }
     copy_dir(pristine, store);
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

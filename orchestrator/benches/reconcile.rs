@@ -32,22 +32,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::{daemon, percentile};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
 use orchestrator::daemon::clock::{Clock, ManualClock};
-use orchestrator::daemon::probe::{
-    Baselines, ClusterProbe, ConvergenceReport, GateResult, Targets,
-};
-use orchestrator::daemon::{Daemon, DaemonOptions};
-use orchestrator::forge::local::LocalForge;
-use orchestrator::gitops::MirrorGitOps;
 use orchestrator::gitops::mirror::Mirror;
-use policies::gates::Observation;
-use policies::soak::Outcome;
-use rings::model::{Cluster, Config, Gate};
+use rings::model::Config;
 use state::{Phase, Store};
 
 const ROLLOUTS: usize = 50;
@@ -65,51 +60,7 @@ const IDLE_CONFIGURED: Duration = Duration::from_secs(60);
 /// Checkpoint B: this far into the 48 h soak of `prod-main`.
 const LATE_SOAK: TimeDelta = TimeDelta::hours(47);
 
-/// Every cluster answers at once: preflight clean, converged, every gate passes.
-#[derive(Debug, Clone, Copy)]
-struct Instant0;
-
-impl ClusterProbe for Instant0 {
-    async fn preflight(&self, _c: &Cluster, _t: &Targets, _g: &[&Gate]) -> Vec<String> {
-        Vec::new()
-    }
-
-    async fn convergence(&self, _c: &Config, _cl: &Cluster, _t: &Targets) -> ConvergenceReport {
-        ConvergenceReport {
-            converged: true,
-            ..Default::default()
-        }
-    }
-
-    async fn evaluate(
-        &self,
-        gates: &[&Gate],
-        clusters: &[&Cluster],
-        _b: &Baselines,
-    ) -> Vec<GateResult> {
-        let mut out = Vec::with_capacity(gates.len() * clusters.len());
-        for g in gates {
-            for c in clusters {
-                out.push(GateResult {
-                    gate: g.name.to_string(),
-                    cluster: c.id.to_string(),
-                    observation: Observation {
-                        outcome: Outcome::Pass,
-                        value: Some(0.001),
-                        observed: "0.001".into(),
-                    },
-                });
-            }
-        }
-        out
-    }
-
-    async fn sample_baselines(&self, _g: &[&Gate], _c: &[&Cluster]) -> Baselines {
-        Baselines::new()
-    }
-}
-
-type Bench<'s> = Daemon<'s, LocalForge<'s>, Instant0, ManualClock>;
+type Bench<'s> = support::BenchDaemon<'s>;
 
 /// The example fleet with its releases replaced by 50 add-on releases. Returns
 /// `ringmaster.yaml`.
@@ -140,34 +91,6 @@ fn setup(dir: &Path) -> PathBuf {
     assert_eq!(loaded.config.releases.len(), ROLLOUTS);
     assert_eq!(loaded.config.ring_set.rings.len(), RINGS);
     config
-}
-
-fn daemon<'s>(config: &Path, store: &'s Store, clock: ManualClock) -> Bench<'s> {
-    let settings = rings::load::load_settings(config).unwrap();
-    let mirror = Mirror::open(
-        &settings.data_dir,
-        &settings.gitops.location,
-        settings.gitops.auth.clone(),
-    )
-    .unwrap();
-    let gitops = MirrorGitOps::new(mirror, &settings.gitops.branch, settings.author.clone());
-    let forge = LocalForge::new(
-        store,
-        git2::Repository::open(config.parent().unwrap().join("gitops")).unwrap(),
-        settings.author.clone(),
-    );
-    Daemon::new(
-        store,
-        forge,
-        gitops,
-        Instant0,
-        clock,
-        DaemonOptions {
-            config_path: config.to_path_buf(),
-            merge_approved: true,
-            pr_url_template: "local#{n}".into(),
-        },
-    )
 }
 
 /// One pass, then every open PR approved at its head (a reviewer).
@@ -269,11 +192,6 @@ fn soaking_samples(d: &Bench<'_>) -> usize {
         }
     }
     n
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Passes at the same instant (approving) until one writes nothing: a window that just

@@ -61,9 +61,7 @@ pub(super) fn build(
         .route("/api/v1/rollouts", get(rollouts))
         .route("/api/v1/rollouts/{name}", get(rollout))
         .route("/api/v1/rollouts/{name}/history", get(history))
-        .route("/api/v1/rollouts/{name}/pause", post(pause))
-        .route("/api/v1/rollouts/{name}/resume", post(resume))
-        .route("/api/v1/rollouts/{name}/abort", post(abort))
+        .route("/api/v1/rollouts/{name}/{action}", post(rollout_command))
         .route("/api/v1/freeze", post(freeze))
         .route("/api/v1/unfreeze", post(unfreeze))
         .fallback(not_found)
@@ -323,38 +321,23 @@ impl Command {
     }
 }
 
-async fn pause(
+/// `POST /api/v1/rollouts/{name}/pause`, `…/resume` and `…/abort`: one handler, the action
+/// from the path.
+async fn rollout_command(
     State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
+    Path((name, action)): Path<(String, String)>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let command: fn(String, Who) -> Command = match action.as_str() {
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "abort" => Command::Abort,
+        _ => return not_found(Method::POST, uri).await.into_response(),
+    };
     apply(&api, &headers, || {
-        Ok(Command::Pause(name, body_or_default(&body)?))
-    })
-    .await
-}
-
-async fn resume(
-    State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    apply(&api, &headers, || {
-        Ok(Command::Resume(name, body_or_default(&body)?))
-    })
-    .await
-}
-
-async fn abort(
-    State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    apply(&api, &headers, || {
-        Ok(Command::Abort(name, body_or_default(&body)?))
+        Ok(command(name, body_or_default(&body)?))
     })
     .await
 }

@@ -51,6 +51,38 @@ fn ev(
     }
 }
 
+/// The rollout, or the error naming it.
+fn load(store: &Store, rollout: &str) -> Result<state::Rollout, ControlError> {
+    store
+        .rollout(rollout)?
+        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))
+}
+
+/// The command does not apply to `r` as it stands.
+fn wrong_state(r: &state::Rollout, what: &str) -> ControlError {
+    ControlError::WrongState {
+        rollout: r.name.clone(),
+        state: r.state.word().to_owned(),
+        what: what.to_owned(),
+    }
+}
+
+/// Give `r` a new state and journal it (`kind`, `message`) in one write.
+fn set_state(
+    store: &Store,
+    mut r: state::Rollout,
+    state: RolloutState,
+    (kind, message): (&str, String),
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    r.state = state;
+    r.updated_at = now;
+    let event = ev(now, &r.name, None, kind, message, by);
+    store.put_rollout(&r, &[event])?;
+    Ok(())
+}
+
 /// `ringmaster resume <rollout>`: a halted rollout re-runs its halted ring's gates from zero
 /// (or its convergence, or opens a new PR when the old one was closed); a paused rollout goes on.
 pub fn resume(
@@ -60,23 +92,16 @@ pub fn resume(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
-    let mut r = store
-        .rollout(rollout)?
-        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    let mut r = load(store, rollout)?;
     match r.state.clone() {
         RolloutState::Paused { .. } => {
-            r.state = RolloutState::Active;
-            r.updated_at = now;
-            store.put_rollout(
-                &r,
-                &[ev(
-                    now,
-                    rollout,
-                    None,
-                    "resumed",
-                    "rollout resumed".into(),
-                    by,
-                )],
+            set_state(
+                store,
+                r,
+                RolloutState::Active,
+                ("resumed", "rollout resumed".into()),
+                by,
+                now,
             )?;
             Ok(format!("rollout `{rollout}` resumed"))
         }
@@ -131,11 +156,10 @@ pub fn resume(
                 .ok_or_else(|| ControlError::Conflict(rollout.to_owned()))?;
             Ok(format!("rollout `{rollout}`: {message}"))
         }
-        other => Err(ControlError::WrongState {
-            rollout: rollout.to_owned(),
-            state: other.word().to_owned(),
-            what: "only a halted or paused rollout can be resumed".to_owned(),
-        }),
+        _ => Err(wrong_state(
+            &r,
+            "only a halted or paused rollout can be resumed",
+        )),
     }
 }
 
@@ -147,31 +171,21 @@ pub fn pause(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
-    let mut r = store
-        .rollout(rollout)?
-        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    let r = load(store, rollout)?;
     if r.state != RolloutState::Active {
-        return Err(ControlError::WrongState {
-            rollout: rollout.to_owned(),
-            state: r.state.word().to_owned(),
-            what: "only an active rollout can be paused".to_owned(),
-        });
+        return Err(wrong_state(&r, "only an active rollout can be paused"));
     }
-    r.state = RolloutState::Paused {
+    let paused = RolloutState::Paused {
         by: by.to_owned(),
         reason: reason.to_owned(),
     };
-    r.updated_at = now;
-    store.put_rollout(
-        &r,
-        &[ev(
-            now,
-            rollout,
-            None,
-            "paused",
-            format!("paused: {reason}"),
-            by,
-        )],
+    set_state(
+        store,
+        r,
+        paused,
+        ("paused", format!("paused: {reason}")),
+        by,
+        now,
     )?;
     Ok(format!("rollout `{rollout}` paused"))
 }
@@ -200,15 +214,9 @@ pub fn abort_and_revert(
             what: format!("its revert rollout `{name}` exists already"),
         });
     }
-    let original = store
-        .rollout(rollout)?
-        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    let original = load(store, rollout)?;
     if original.revert_of.is_some() {
-        return Err(ControlError::WrongState {
-            rollout: rollout.to_owned(),
-            state: original.state.word().to_owned(),
-            what: "a revert is not reverted again".to_owned(),
-        });
+        return Err(wrong_state(&original, "a revert is not reverted again"));
     }
     if !original.state.is_finished() {
         abort(store, rollout, by, reason, now)?;
@@ -298,31 +306,21 @@ pub fn abort(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
-    let mut r = store
-        .rollout(rollout)?
-        .ok_or_else(|| ControlError::NoSuchRollout(rollout.to_owned()))?;
+    let r = load(store, rollout)?;
     if r.state.is_finished() {
-        return Err(ControlError::WrongState {
-            rollout: rollout.to_owned(),
-            state: r.state.word().to_owned(),
-            what: "it is already finished".to_owned(),
-        });
+        return Err(wrong_state(&r, "it is already finished"));
     }
-    r.state = RolloutState::Aborted {
+    let aborted = RolloutState::Aborted {
         by: by.to_owned(),
         reason: reason.to_owned(),
     };
-    r.updated_at = now;
-    store.put_rollout(
-        &r,
-        &[ev(
-            now,
-            rollout,
-            None,
-            "aborted",
-            format!("aborted: {reason}"),
-            by,
-        )],
+    set_state(
+        store,
+        r,
+        aborted,
+        ("aborted", format!("aborted: {reason}")),
+        by,
+        now,
     )?;
     Ok(format!("rollout `{rollout}` aborted"))
 }

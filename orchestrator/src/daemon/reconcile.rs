@@ -25,7 +25,7 @@ use super::probe::{Baselines, ClusterProbe, Targets};
 use crate::forge::render::{self, Evidence, GateEvidence, PrContext, RingState};
 use crate::forge::{Checks, Forge, ForgeError, OpenPr, PrLifecycle};
 use crate::gitops::changes::{ChangeError, next_ring_step};
-use crate::gitops::{GitOps, GitOpsError, MirrorGitOps, Publication, StepRequest};
+use crate::gitops::{GitOps, GitOpsError, MirrorGitOps, PreparedStep, Publication, StepRequest};
 
 /// At most this many transitions of one ring run in one pass (a guard against a loop that
 /// never waits; a healthy ring needs at most four: pending → window → preflight → PR open).
@@ -323,6 +323,68 @@ pub fn evidence_of(
             })
             .collect(),
     }))
+}
+
+/// The PR of a prepared ring step, as the forge is asked to find or open it: the rendered title
+/// and body, the rollout's and ring's labels, and the ring's reviewers when it merges by hand.
+fn pr_request(ctx: &PrContext<'_>, rollout: &str, ring: &Ring, prepared: &PreparedStep) -> OpenPr {
+    OpenPr {
+        branch: prepared.branch.clone(),
+        base: ctx.config.settings.gitops.branch.clone(),
+        title: render::title(ctx),
+        body: render::body(ctx),
+        labels: crate::forge::labels(rollout, ring.name.as_str()),
+        reviewers: if ring.merge == MergeMode::Manual {
+            ring.reviewers.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Record step `number`'s PR (`pr`: number and URL) on `run`, replacing an earlier record of
+/// the same step (a regenerated PR): its branch and head, base, summary, clusters and changes.
+fn record_step(
+    run: &mut RingRun,
+    number: u32,
+    (pr, url): (u64, String),
+    (prepared, head): (&PreparedStep, Oid),
+    (summary, clusters, changes): (String, Vec<String>, Vec<ChangeRecord>),
+    now: DateTime<Utc>,
+) {
+    run.steps.retain(|s| s.step != number);
+    run.steps.push(StepRecord {
+        step: number,
+        pr: PrLink {
+            number: pr,
+            url,
+            branch: prepared.branch.clone(),
+            head: head.to_string(),
+        },
+        summary,
+        clusters,
+        opened_at: now,
+        merged_at: None,
+        merge_commit: None,
+        converged_at: None,
+        passed_at: None,
+        base: Some(prepared.base.to_string()),
+        changes,
+    });
+}
+
+/// The clusters a ring run changes: its members as resolved when the ring started (a cluster
+/// moved to another ring since stays with this run), without the ones left out.
+fn moving_members<'c>(config: &'c Config, run: &RingRun) -> Vec<&'c Cluster> {
+    config
+        .fleet
+        .clusters
+        .iter()
+        .filter(|c| {
+            let id = c.id.as_str();
+            run.members.iter().any(|m| m == id) && !run.left_out.iter().any(|(l, _)| l == id)
+        })
+        .collect()
 }
 
 fn ring_gates<'c>(config: &'c Config, ring: &Ring) -> Vec<&'c Gate> {
@@ -1136,10 +1198,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         }
         // Baselines for `baseline: preUpgrade` gates, taken before anything changes.
         let soak_gates = ring_gates(config, ring);
-        let members: Vec<&Cluster> = config
-            .ring_clusters(index)
-            .filter(|c| run.members.iter().any(|m| m == c.id.as_str()))
-            .collect();
+        let members = moving_members(config, &run);
         let baselines = self.probe.sample_baselines(&soak_gates, &members).await;
 
         // Build and push the branch, then find or open the PR.
@@ -1222,18 +1281,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             checks: &rule_checks,
             revert: false,
         };
-        let open = OpenPr {
-            branch: prepared.branch.clone(),
-            base: config.settings.gitops.branch.clone(),
-            title: render::title(&ctx),
-            body: render::body(&ctx),
-            labels: crate::forge::labels(rollout_name, ring.name.as_str()),
-            reviewers: if ring.merge == MergeMode::Manual {
-                ring.reviewers.clone()
-            } else {
-                Vec::new()
-            },
-        };
+        let open = pr_request(&ctx, rollout_name, ring, &prepared);
         let pr = self.forge.find_or_open(&open).await?;
         let changes: Vec<ChangeRecord> = step
             .clusters
@@ -1248,29 +1296,19 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             })
             .collect();
         let mut new = run.clone();
-        new.steps.retain(|s| s.step != number);
-        new.steps.push(StepRecord {
-            step: number,
-            pr: PrLink {
-                number: pr,
-                url: self.pr_url(pr),
-                branch: prepared.branch.clone(),
-                head: head.to_string(),
-            },
-            summary: release.summary(),
-            clusters: step
-                .clusters
-                .iter()
-                .map(|c| c.cluster.id.to_string())
-                .collect(),
-            opened_at: now,
-            merged_at: None,
-            merge_commit: None,
-            converged_at: None,
-            passed_at: None,
-            base: Some(prepared.base.to_string()),
-            changes,
-        });
+        let clusters = step
+            .clusters
+            .iter()
+            .map(|c| c.cluster.id.to_string())
+            .collect();
+        record_step(
+            &mut new,
+            number,
+            (pr, self.pr_url(pr)),
+            (&prepared, head),
+            (release.summary(), clusters, changes),
+            now,
+        );
         new.baselines = baselines.into_iter().map(|((g, c), v)| (g, c, v)).collect();
         let url = self.pr_url(pr);
         report.due(now + PR_POLL);
@@ -1394,10 +1432,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 }
                 // Fresh baselines right before the merge.
                 let soak_gates = ring_gates(config, ring);
-                let members: Vec<&Cluster> = config
-                    .ring_clusters(index)
-                    .filter(|c| run.members.iter().any(|m| m == c.id.as_str()))
-                    .collect();
+                let members = moving_members(config, &run);
                 let baselines = self.probe.sample_baselines(&soak_gates, &members).await;
                 match self.forge.merge(step.pr.number, &step.pr.head).await {
                     Ok(_) => {
@@ -1586,10 +1621,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 // start rather than stay inconclusive.
                 if let Some(ring) = config.ring_set.rings.get(index) {
                     let gates = ring_gates(config, ring);
-                    let members: Vec<&Cluster> = config
-                        .ring_clusters(index)
-                        .filter(|c| run.members.iter().any(|m| m == c.id.as_str()))
-                        .collect();
+                    let members = moving_members(config, &run);
                     new.baselines = self
                         .probe
                         .sample_baselines(&gates, &members)
@@ -1677,15 +1709,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             tally.last_id = None;
         }
         let gates = ring_gates(config, ring);
-        let left_out: Vec<&str> = run.left_out.iter().map(|(c, _)| c.as_str()).collect();
-        let members: Vec<&Cluster> = config
-            .fleet
-            .clusters
-            .iter()
-            .filter(|c| {
-                run.members.iter().any(|m| m == c.id.as_str()) && !left_out.contains(&c.id.as_str())
-            })
-            .collect();
+        let members = moving_members(config, &run);
         // Sample the gates that are due.
         let due: Vec<&Gate> = gates
             .iter()

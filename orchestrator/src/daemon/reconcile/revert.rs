@@ -312,40 +312,19 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                     checks: &checks,
                     revert: true,
                 };
-                let open = OpenPr {
-                    branch: prepared.branch.clone(),
-                    base: config.settings.gitops.branch.clone(),
-                    title: render::title(&ctx),
-                    body: render::body(&ctx),
-                    labels: crate::forge::labels(name, ring.name.as_str()),
-                    reviewers: if ring.merge == MergeMode::Manual {
-                        ring.reviewers.clone()
-                    } else {
-                        Vec::new()
-                    },
-                };
+                let open = pr_request(&ctx, name, ring, &prepared);
                 let pr = self.forge.find_or_open(&open).await?;
                 let url = self.pr_url(pr);
                 let mut new = run.clone();
-                new.steps.retain(|s| s.step != 1);
-                new.steps.push(StepRecord {
-                    step: 1,
-                    pr: PrLink {
-                        number: pr,
-                        url: url.clone(),
-                        branch: prepared.branch.clone(),
-                        head: head.to_string(),
-                    },
-                    summary: rollout.summary.clone(),
-                    clusters: new.members.clone(),
-                    opened_at: now,
-                    merged_at: None,
-                    merge_commit: None,
-                    converged_at: None,
-                    passed_at: None,
-                    base: Some(prepared.base.to_string()),
-                    changes: run.planned.clone(),
-                });
+                let clusters = new.members.clone();
+                record_step(
+                    &mut new,
+                    1,
+                    (pr, url.clone()),
+                    (&prepared, head),
+                    (rollout.summary.clone(), clusters, run.planned.clone()),
+                    now,
+                );
                 report.due(now + PR_POLL);
                 self.moved(
                     &run,
