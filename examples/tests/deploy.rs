@@ -741,6 +741,13 @@ fn the_github_examples_load() {
     };
     assert!(*app_id > 0 && installation_id.is_some());
     assert!(private_key_file.is_absolute(), "the key is a mounted file");
+    // The webhook secret is the `webhook-secret` key of the same mounted Secret.
+    assert!(
+        matches!(&gh.webhook_secret, Some(SecretSource::File(p))
+            if p.parent() == private_key_file.parent() && p.ends_with("webhook-secret")),
+        "{:?}",
+        gh.webhook_secret
+    );
     assert!(matches!(&app.gitops.auth, GitAuth::SshKey(p) if p.is_absolute()));
 
     let token = settings(&examples_dir().join("github/ringmaster-token.yaml"));

@@ -43,7 +43,12 @@ struct World {
     config: PathBuf,
     github: FakeGitHub,
     sim: SimFleet,
+    /// The daemon's API, `http://127.0.0.1:<port>`.
+    api: String,
 }
+
+/// What GitHub signs deliveries with in these tests (`forge.github.webhookSecretFile`).
+const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
 async fn world(faults: &[&str]) -> World {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,18 +77,24 @@ async fn world(faults: &[&str]) -> World {
     opts.faults = faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect();
     let sim = SimFleet::start(opts).await.unwrap();
     std::fs::write(dir.join("rings.yaml"), RINGS).unwrap();
+    std::fs::write(dir.join("webhook-secret"), WEBHOOK_SECRET).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         &config,
         format!(
             "apiVersion: ringmaster/v1\nkind: Orchestrator\n\
              gitops: {{ url: ./remote.git, branch: main, registry: \"clusters/**/cluster.yaml\" }}\n\
-             forge: {{ github: {{ owner: {owner}, repo: {name}, apiUrl: \"{}\", tokenEnv: {TOKEN_ENV} }} }}\n\
+             forge: {{ github: {{ owner: {owner}, repo: {name}, apiUrl: \"{}\", tokenEnv: {TOKEN_ENV}, webhookSecretFile: webhook-secret }} }}\n\
              rings: rings.yaml\nreleases: \"releases/*.yaml\"\nstore: ./ringmaster.db\n\
              kube: {{ kubeconfig: \"{}\" }}\nreconcileInterval: 1s\n\
              api: {{ listen: \"127.0.0.1:{}\" }}\n",
             github.api_url(),
             kubeconfig.display(),
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+            port
         ),
     )
     .unwrap();
@@ -93,6 +104,7 @@ async fn world(faults: &[&str]) -> World {
         config,
         github,
         sim,
+        api: format!("http://127.0.0.1:{port}"),
     }
 }
 
@@ -165,6 +177,20 @@ impl Drop for Daemon {
 }
 
 /// A journal line printed by `run`: `<time> <rollout> [<ring> ]<kind> <message>`.
+/// GitHub's `X-Hub-Signature-256` of `body` with `secret`.
+fn signed(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 fn is_event(line: &str) -> bool {
     line.starts_with("20") && line.contains(" k8s-1.33 ")
 }
@@ -246,6 +272,28 @@ async fn the_binary_takes_a_release_through_four_rings_on_github_and_stops_on_si
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("every ring passed"));
+
+    // `forge.github.webhookSecretFile` mounts the webhook route: a delivery signed with the
+    // secret is taken, a wrongly signed one refused.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "action": "closed",
+        "number": 1,
+        "pull_request": {"head": {"ref": "ringmaster/k8s-1.33/sandbox/1", "sha": "abc"}, "merged": true}
+    }))
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    for (secret, expected) in [("not-the-secret", 401), (WEBHOOK_SECRET, 202)] {
+        let r = http
+            .post(format!("{}/webhooks/github", w.api))
+            .header("x-github-event", "pull_request")
+            .header("x-hub-signature-256", signed(secret, &body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), expected, "signed with {secret}");
+    }
 
     let status = d.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status:?}");

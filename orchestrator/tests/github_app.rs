@@ -119,6 +119,7 @@ fn settings(fake: &FakeGitHub, key: &Path, installation_id: Option<u64>) -> GitH
             installation_id,
         },
         merge_method: MergeMethod::Merge,
+        webhook_secret: None,
     }
 }
 

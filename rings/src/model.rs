@@ -143,6 +143,9 @@ pub struct GitHubSettings {
     pub auth: GitHubAuth,
     /// Merge method.
     pub merge_method: MergeMethod,
+    /// The secret GitHub signs webhook deliveries with (`webhookSecretEnv` /
+    /// `webhookSecretFile`); without one the forge is polled and `/webhooks/github` answers 404.
+    pub webhook_secret: Option<SecretSource>,
 }
 
 /// How ringmaster authenticates to GitHub.

@@ -125,6 +125,13 @@ pub struct RawGithub {
     /// `merge`, `squash` or `rebase`. Default `merge`.
     #[serde(default)]
     pub merge_method: Option<S<String>>,
+    /// Environment variable holding the webhook secret: with one, `/webhooks/github` takes
+    /// signed deliveries and wakes the loop at once.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    /// File holding the webhook secret.
+    #[serde(default)]
+    pub webhook_secret_file: Option<String>,
 }
 
 /// `forge.github.app`.

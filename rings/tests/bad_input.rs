@@ -592,3 +592,31 @@ fn removed_apis_is_a_preflight_check() {
     let r = case("removed_apis_ignore", &[("rings.yaml", Some(&bad_ignore))]);
     assert!(r.contains("removedApis.ignore entry `policy//x`"), "{r}");
 }
+
+#[test]
+fn the_webhook_secret_comes_from_env_or_file_never_both() {
+    let github = "forge:\n  github: { owner: acme, repo: gitops, tokenEnv: GITHUB_TOKEN";
+    let load = |extra: &str| {
+        let settings = format!("{SETTINGS}{github}{extra} }}\n");
+        let fixture = Fixture::new(&[("ringmaster.yaml", Some(&settings))]);
+        rings::load(&fixture.config()).map(|l| match l.config.settings.forge {
+            rings::model::ForgeSettings::GitHub(g) => g.webhook_secret,
+            other => panic!("{other:?}"),
+        })
+    };
+    assert!(matches!(load(""), Ok(None)));
+    assert!(matches!(
+        load(", webhookSecretEnv: HOOK_SECRET"),
+        Ok(Some(rings::model::SecretSource::Env(e))) if e == "HOOK_SECRET"
+    ));
+    assert!(matches!(
+        load(", webhookSecretFile: hook.secret"),
+        Ok(Some(rings::model::SecretSource::File(p))) if p.ends_with("hook.secret")
+    ));
+    let both = load(", webhookSecretEnv: A, webhookSecretFile: b").unwrap_err();
+    let text = both.errors().map(|e| e.to_string()).collect::<String>();
+    assert!(
+        text.contains("webhookSecretEnv or webhookSecretFile, not both"),
+        "{text}"
+    );
+}

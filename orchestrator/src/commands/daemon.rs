@@ -263,11 +263,22 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
             None
         }
     };
-    // `forge.github` has no webhook secret setting yet: `/webhooks/github` answers 404 and
-    // the forge is polled.
+    // With `forge.github.webhookSecretEnv`/`File`, signed deliveries wake the loop; without,
+    // `/webhooks/github` answers 404 and the forge is polled.
+    let webhook_secret = match &s.forge {
+        ForgeSettings::GitHub(g) => match &g.webhook_secret {
+            Some(source) => Some(Secret::read(source).map_err(|e| {
+                anyhow::anyhow!(
+                    "the webhook secret (forge.github.webhookSecretEnv / webhookSecretFile in ringmaster.yaml): {e}"
+                )
+            })?),
+            None => None,
+        },
+        ForgeSettings::Local => None,
+    };
     let options = api::ApiOptions {
         token,
-        webhook_secret: None,
+        webhook_secret,
     };
     let server = api::ApiServer::start(&s.api_listen, shared, options)?;
     eprintln!(

@@ -304,11 +304,25 @@ pub(super) fn github(
             );
         }
     }
+    if gh.webhook_secret_env.is_some() && gh.webhook_secret_file.is_some() {
+        diags.error(
+            file,
+            p,
+            "forge.github: set webhookSecretEnv or webhookSecretFile, not both",
+        );
+        return None;
+    }
+    let webhook_secret = secret_source(
+        base,
+        gh.webhook_secret_env.as_ref(),
+        gh.webhook_secret_file.as_ref(),
+    );
     Some(ForgeSettings::GitHub(GitHubSettings {
         owner: gh.owner.value,
         repo: gh.repo.value,
         api_url,
         auth,
         merge_method,
+        webhook_secret,
     }))
 }
