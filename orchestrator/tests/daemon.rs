@@ -797,3 +797,49 @@ async fn abort_with_revert_restores_each_merged_ring_newest_first() {
         "a rollout is reverted once"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_ring_removed_from_the_ring_file_mid_rollout_is_skipped_and_the_rollout_completes() {
+    let s = setup(&["01-k8s"]);
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    assert_ne!(
+        s.store
+            .ring_run("k8s-1.33", "sandbox")
+            .unwrap()
+            .unwrap()
+            .phase,
+        Phase::Pending,
+        "sandbox started"
+    );
+    // The platform team drops `nonprod` from the ring file while sandbox runs, folding its
+    // clusters into sandbox's selector (every cluster must stay in a ring). Sandbox's run keeps
+    // the members it started with.
+    let rings_path = s.config.parent().unwrap().join("rings.yaml");
+    let text = std::fs::read_to_string(&rings_path).unwrap();
+    let start = text.find("  # dev and staging together").unwrap();
+    let end = text.find("  # The tier-2 prod clusters").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]).replace(
+        "selector: { environment: sandbox }",
+        "selector: { environment: [sandbox, dev, staging] }",
+    );
+    std::fs::write(&rings_path, text).unwrap();
+
+    drive(&mut d, t("2026-12-10T00:00:00Z")).await;
+    let rollout = s.store.rollout("k8s-1.33").unwrap().unwrap();
+    assert_eq!(rollout.state, RolloutState::Completed, "{rollout:?}");
+    let run = |ring: &str| s.store.ring_run("k8s-1.33", ring).unwrap().unwrap();
+    let removed = run("nonprod");
+    assert_eq!(removed.phase, Phase::Pending);
+    assert!(removed.steps.is_empty(), "no PR for a removed ring");
+    // prod-canary followed sandbox, the ring now before it in the file.
+    let sandbox_passed = run("sandbox").passed_at.unwrap();
+    let canary = run("prod-canary");
+    assert_eq!(canary.phase, Phase::Passed);
+    assert!(canary.steps.first().unwrap().opened_at >= sandbox_passed);
+    assert_eq!(run("prod-main").phase, Phase::Passed);
+}

@@ -18,6 +18,8 @@ use crate::{Store, StoreError, decode};
 const ROLLOUTS: &str = "rollouts";
 const RING_RUNS: &str = "ring_runs";
 const SAMPLES: &str = "samples";
+/// Per ring step: how many samples it has, by outcome (kept with the samples, in their writes).
+const SAMPLE_COUNTS: &str = "sample_counts";
 const JOURNAL: &str = "journal";
 const GLOBAL: &str = "global";
 const FREEZE_KEY: &[u8] = b"freeze";
@@ -350,7 +352,7 @@ pub struct SampleRecord {
 }
 
 /// How many samples a ring step has, by outcome ([`Store::sample_counts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleCounts {
     /// Every sample.
     pub samples: usize,
@@ -360,6 +362,17 @@ pub struct SampleCounts {
     pub fail: usize,
     /// Inconclusive ones.
     pub inconclusive: usize,
+}
+
+impl SampleCounts {
+    fn add(&mut self, outcome: SampleOutcome) {
+        self.samples += 1;
+        match outcome {
+            SampleOutcome::Pass => self.pass += 1,
+            SampleOutcome::Fail => self.fail += 1,
+            SampleOutcome::Inconclusive => self.inconclusive += 1,
+        }
+    }
 }
 
 /// One journal entry.
@@ -645,7 +658,8 @@ impl Store {
         Ok(ok)
     }
 
-    /// Append gate samples of a ring step, flushed.
+    /// Append gate samples of a ring step and count them in the step's counts — one
+    /// transaction, flushed.
     pub fn add_samples(
         &self,
         rollout: &str,
@@ -653,16 +667,31 @@ impl Store {
         step: u32,
         samples: &[SampleRecord],
     ) -> Result<(), StoreError> {
-        let tree = self.tree(SAMPLES)?;
+        let (tree, counts_tree) = (self.tree(SAMPLES)?, self.tree(SAMPLE_COUNTS)?);
         let base = sample_prefix(rollout, ring, step);
-        let mut batch = sled::Batch::default();
+        // A step stored before counts were kept is counted once, from its samples.
+        let mut counts = match counts_tree.get(&base).map_err(|e| self.err(e))? {
+            Some(v) => decode::<SampleCounts>(&self.path, &base, &v)?,
+            None => self.count_by_scanning(&base)?,
+        };
+        let mut values = Vec::with_capacity(samples.len());
         for s in samples {
-            let id = self.db.generate_id().map_err(|e| self.err(e))?;
-            let mut k = base.clone();
-            k.extend_from_slice(&id.to_be_bytes());
-            batch.insert(k, self.encode(s)?);
+            counts.add(s.outcome);
+            values.push(self.encode(s)?);
         }
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        let counts_value = self.encode(&counts)?;
+        (&tree, &counts_tree)
+            .transaction(|(t, c)| {
+                for v in &values {
+                    let id = t.generate_id()?;
+                    let mut k = base.clone();
+                    k.extend_from_slice(&id.to_be_bytes());
+                    t.insert(k, v.clone())?;
+                }
+                c.insert(base.clone(), counts_value.clone())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| self.tx_err(e))?;
         self.flush()
     }
 
@@ -716,44 +745,50 @@ impl Store {
         Ok(out)
     }
 
-    /// How many samples a ring step has, by outcome — counted without decoding the rest of
-    /// each sample or holding them (status reads this on every request).
+    /// How many samples a ring step has, by outcome: one record, kept with the samples
+    /// (`status` and every `/metrics` scrape read this; a soak can hold tens of thousands).
     pub fn sample_counts(
         &self,
         rollout: &str,
         ring: &str,
         step: u32,
     ) -> Result<SampleCounts, StoreError> {
+        let base = sample_prefix(rollout, ring, step);
+        match self
+            .tree(SAMPLE_COUNTS)?
+            .get(&base)
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => decode(&self.path, &base, &v),
+            None => self.count_by_scanning(&base),
+        }
+    }
+
+    /// Count a step's samples by reading them (the outcome only).
+    fn count_by_scanning(&self, base: &[u8]) -> Result<SampleCounts, StoreError> {
         #[derive(Deserialize)]
         struct OutcomeOnly {
             outcome: SampleOutcome,
         }
         let mut counts = SampleCounts::default();
-        for item in self
-            .tree(SAMPLES)?
-            .scan_prefix(sample_prefix(rollout, ring, step))
-        {
+        for item in self.tree(SAMPLES)?.scan_prefix(base) {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let o: OutcomeOnly = decode(&self.path, &k, &v)?;
-            counts.samples += 1;
-            match o.outcome {
-                SampleOutcome::Pass => counts.pass += 1,
-                SampleOutcome::Fail => counts.fail += 1,
-                SampleOutcome::Inconclusive => counts.inconclusive += 1,
-            }
+            counts.add(o.outcome);
         }
         Ok(counts)
     }
 
-    /// The latest sample of each (gate, cluster) of a ring step, read newest first; the scan
-    /// stops once `pairs` distinct ones are found (`None`: it reads back to the first sample).
-    /// Sorted by gate, then cluster.
+    /// The latest sample of each (gate, cluster) of a ring step, read newest first. With
+    /// `wanted`, only those pairs, and the scan stops once each has been found (a pair that is
+    /// never found — a gate not sampled yet — reads back to the first sample); with `None`,
+    /// every pair, reading back to the first sample. Sorted by gate, then cluster.
     pub fn latest_samples(
         &self,
         rollout: &str,
         ring: &str,
         step: u32,
-        pairs: Option<usize>,
+        wanted: Option<&[(String, String)]>,
     ) -> Result<Vec<SampleRecord>, StoreError> {
         #[derive(Deserialize)]
         struct Pair {
@@ -767,13 +802,16 @@ impl Store {
             .scan_prefix(sample_prefix(rollout, ring, step))
             .rev()
         {
-            if pairs.is_some_and(|n| latest.len() >= n) {
+            if wanted.is_some_and(|w| latest.len() >= w.len()) {
                 break;
             }
             let (k, v) = item.map_err(|e| self.err(e))?;
             let p: Pair = decode(&self.path, &k, &v)?;
-            if let std::collections::btree_map::Entry::Vacant(e) = latest.entry((p.gate, p.cluster))
-            {
+            let key = (p.gate, p.cluster);
+            if wanted.is_some_and(|w| !w.contains(&key)) {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(e) = latest.entry(key) {
                 e.insert(decode(&self.path, &k, &v)?);
             }
         }
@@ -782,6 +820,9 @@ impl Store {
 
     /// Forget the samples of a ring step (resume re-runs the gates from zero), flushed.
     pub fn clear_samples(&self, rollout: &str, ring: &str, step: u32) -> Result<(), StoreError> {
+        self.tree(SAMPLE_COUNTS)?
+            .remove(sample_prefix(rollout, ring, step))
+            .map_err(|e| self.err(e))?;
         let tree = self.tree(SAMPLES)?;
         let mut batch = sled::Batch::default();
         for item in tree.scan_prefix(sample_prefix(rollout, ring, step)).keys() {
@@ -1052,20 +1093,51 @@ mod tests {
         assert!(counts.fail > 0 && counts.inconclusive > 0);
         let mut expected: Vec<SampleRecord> = all[all.len() - 3..].to_vec();
         expected.sort_by(|a, b| (&a.gate, &a.cluster).cmp(&(&b.gate, &b.cluster)));
+        let pair = |g: &str, c: &str| (g.to_owned(), c.to_owned());
+        let every = [pair("nodes", "a"), pair("nodes", "b"), pair("errors", "a")];
         assert_eq!(
-            s.latest_samples("r", "canary", 1, Some(3)).unwrap(),
+            s.latest_samples("r", "canary", 1, Some(&every)).unwrap(),
             expected
         );
         assert_eq!(s.latest_samples("r", "canary", 1, None).unwrap(), expected);
-        // Asking for fewer pairs stops early with the newest ones.
-        assert_eq!(
-            s.latest_samples("r", "canary", 1, Some(1)).unwrap().len(),
-            1
-        );
+        // Only the pairs asked for: a gate removed from the ring (or a cluster gone) is not
+        // reported, and does not stop the scan before a wanted pair is found.
+        let wanted = [pair("errors", "a"), pair("gone", "z")];
+        let got = s.latest_samples("r", "canary", 1, Some(&wanted)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0], expected[0]);
         assert_eq!(
             s.sample_counts("r", "canary", 3).unwrap(),
             SampleCounts::default()
         );
+        // The counts are kept with the samples: the record agrees with a scan.
+        let base = sample_prefix("r", "canary", 1);
+        assert_eq!(s.count_by_scanning(&base).unwrap(), counts);
+
+        // A step stored before counts were kept (samples, no count record) is counted from its
+        // samples, and counting carries on from there.
+        let legacy = sample_prefix("r", "legacy", 1);
+        let samples_tree = s.tree(SAMPLES).unwrap();
+        for (i, r) in all[..5].iter().enumerate() {
+            let mut k = legacy.clone();
+            k.extend_from_slice(&(i as u64).to_be_bytes());
+            samples_tree
+                .insert(k, serde_json::to_vec(r).unwrap())
+                .unwrap();
+        }
+        assert_eq!(s.sample_counts("r", "legacy", 1).unwrap().samples, 5);
+        s.add_samples("r", "legacy", 1, &all[5..7]).unwrap();
+        assert_eq!(s.sample_counts("r", "legacy", 1).unwrap().samples, 7);
+        assert_eq!(s.samples("r", "legacy", 1).unwrap().len(), 7);
+
+        // Resume forgets a step's samples, and its counts with them.
+        s.clear_samples("r", "canary", 1).unwrap();
+        assert_eq!(
+            s.sample_counts("r", "canary", 1).unwrap(),
+            SampleCounts::default()
+        );
+        s.add_samples("r", "canary", 1, &all[..1]).unwrap();
+        assert_eq!(s.sample_counts("r", "canary", 1).unwrap().samples, 1);
     }
 
     #[test]

@@ -295,21 +295,30 @@ pub fn exposition(
             if !matches!(run.phase, Phase::Soaking | Phase::Halted) || rollout.state.is_finished() {
                 continue;
             }
-            // Newest first, stopping once every gate on every member has its latest sample.
-            let pairs = config.and_then(|c| {
+            // Newest first, stopping once every gate of the ring on every moving member has its
+            // latest sample (without the configuration: every pair, read to the first sample).
+            let pairs: Option<Vec<(String, String)>> = config.and_then(|c| {
                 let ring = c
                     .ring_set
                     .rings
                     .iter()
                     .find(|r| r.name.as_str() == run.ring)?;
-                let gates = ring
-                    .gates
+                let moving = run
+                    .members
                     .iter()
-                    .filter(|g| c.ring_set.gates.contains_key(*g))
-                    .count();
-                Some(gates * run.members.len().saturating_sub(run.left_out.len()))
+                    .filter(|m| !run.left_out.iter().any(|(l, _)| l == *m));
+                Some(
+                    moving
+                        .flat_map(|m| {
+                            ring.gates
+                                .iter()
+                                .filter(|g| c.ring_set.gates.contains_key(*g))
+                                .map(move |g| (g.to_string(), m.clone()))
+                        })
+                        .collect(),
+                )
             });
-            for s in store.latest_samples(&run.rollout, &run.ring, step.step, pairs)? {
+            for s in store.latest_samples(&run.rollout, &run.ring, step.step, pairs.as_deref())? {
                 let labels = [
                     ("rollout", run.rollout.clone()),
                     ("ring", run.ring.clone()),

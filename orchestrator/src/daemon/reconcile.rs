@@ -177,23 +177,26 @@ impl Occupancy {
             .map(|o| o.order)
     }
 
-    /// The phase of ring `index` of an unfinished rollout.
-    fn phase(&self, rollout: &str, index: usize) -> Option<Phase> {
+    /// The phase of an unfinished rollout's run of `ring`. By name: rings may have been
+    /// added, removed or reordered in the ring file since the run was created.
+    fn phase(&self, rollout: &str, ring: &str) -> Option<Phase> {
         self.rollouts
             .iter()
             .find(|o| o.name == rollout)?
             .phases
             .iter()
-            .find(|p| p.index as usize == index)
+            .find(|p| p.ring == ring)
             .map(|p| p.phase)
     }
 
-    /// Ring `index` (named `ring`) is free for rollout `name` (release order `order`): the
-    /// previous ring of the rollout passed, no revert in progress holds the ring, and every
-    /// earlier unfinished rollout passed it (never two rollouts on one ring; releases run in
-    /// file order).
-    fn is_free(&self, name: &str, order: u32, index: usize, ring: &str) -> bool {
-        if index > 0 && self.phase(name, index - 1) != Some(Phase::Passed) {
+    /// `ring` is free for rollout `name` (release order `order`): the ring before it in the
+    /// ring file (`previous`, none for the first) passed, no revert in progress holds the ring,
+    /// and every earlier unfinished rollout passed it (never two rollouts on one ring; releases
+    /// run in file order).
+    fn is_free(&self, name: &str, order: u32, previous: Option<&str>, ring: &str) -> bool {
+        if let Some(previous) = previous
+            && self.phase(name, previous) != Some(Phase::Passed)
+        {
             return false;
         }
         self.rollouts.iter().filter(|o| o.name != name).all(|o| {
@@ -207,7 +210,7 @@ impl Occupancy {
             o.order >= order
                 || o.phases
                     .iter()
-                    .find(|p| p.index as usize == index)
+                    .find(|p| p.ring == ring)
                     .is_none_or(|p| p.phase == Phase::Passed)
         })
     }
@@ -843,10 +846,11 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 // The phases first: a passed ring, or a pending one that may not start yet
                 // (most of a backlog), is decided without reading its whole record.
                 let occupancy = self.occupancy()?;
-                match (occupancy.phase(name, index), occupancy.order(name)) {
+                let previous = index.checked_sub(1).map(|i| ring_names[i].as_str());
+                match (occupancy.phase(name, ring), occupancy.order(name)) {
                     (Some(Phase::Passed), _) => break,
                     (Some(Phase::Pending), Some(order))
-                        if !occupancy.is_free(name, order, index, ring) =>
+                        if !occupancy.is_free(name, order, previous, ring) =>
                     {
                         break;
                     }
@@ -880,9 +884,14 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         };
         let runs = self.store.ring_runs(name)?;
         let now = self.clock.now();
+        // Runs of rings since removed from the ring file do not hold the rollout back.
+        let current: Vec<&RingRun> = runs
+            .iter()
+            .filter(|r| ring_names.contains(&r.ring))
+            .collect();
         if rollout.state == RolloutState::Active
-            && !runs.is_empty()
-            && runs.iter().all(|r| r.phase == Phase::Passed)
+            && !current.is_empty()
+            && current.iter().all(|r| r.phase == Phase::Passed)
         {
             rollout.state = RolloutState::Completed;
             rollout.updated_at = now;
@@ -1006,9 +1015,13 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                 if let RolloutState::Paused { .. } = rollout.state {
                     return Ok(false);
                 }
+                let previous = index
+                    .checked_sub(1)
+                    .and_then(|i| config.ring_set.rings.get(i))
+                    .map(|r| r.name.as_str());
                 if !self
                     .occupancy()?
-                    .is_free(&rollout.name, rollout.order, index, &run.ring)
+                    .is_free(&rollout.name, rollout.order, previous, &run.ring)
                 {
                     return Ok(false);
                 }
@@ -1995,11 +2008,11 @@ mod tests {
             ],
         };
         // `a` may move on only once its own previous ring passed.
-        assert!(!occupancy.is_free("a", 0, 2, "prod"));
+        assert!(!occupancy.is_free("a", 0, Some("canary"), "prod"));
         // `b`'s sandbox passed but `a` still soaks in canary.
-        assert!(!occupancy.is_free("b", 1, 1, "canary"));
+        assert!(!occupancy.is_free("b", 1, Some("sandbox"), "canary"));
         // `c` may take sandbox: every earlier rollout passed it.
-        assert!(occupancy.is_free("c", 2, 0, "sandbox"));
+        assert!(occupancy.is_free("c", 2, None, "sandbox"));
         // Not before an earlier rollout that has not passed it.
         let behind = Occupancy {
             generation: 0,
@@ -2008,8 +2021,8 @@ mod tests {
                 occupant("b", 1, false, &[Pending, Pending, Pending]),
             ],
         };
-        assert!(!behind.is_free("b", 1, 0, "sandbox"));
-        assert!(behind.is_free("a", 0, 0, "sandbox"));
+        assert!(!behind.is_free("b", 1, None, "sandbox"));
+        assert!(behind.is_free("a", 0, None, "sandbox"));
         // A revert holds the rings it started, whatever its order.
         let reverting = Occupancy {
             generation: 0,
@@ -2018,9 +2031,17 @@ mod tests {
                 occupant("a-revert", 3, true, &[Converging, Pending, Pending]),
             ],
         };
-        assert!(!reverting.is_free("c", 2, 0, "sandbox"));
-        assert_eq!(reverting.phase("a-revert", 0), Some(Converging));
+        assert!(!reverting.is_free("c", 2, None, "sandbox"));
+        assert_eq!(reverting.phase("a-revert", "sandbox"), Some(Converging));
         assert_eq!(reverting.order("c"), Some(2));
+        // A ring removed from the ring file mid-rollout (canary): prod follows sandbox now, and
+        // the rollout that passed sandbox and canary may take prod.
+        let edited = Occupancy {
+            generation: 0,
+            rollouts: vec![occupant("a", 0, false, &[Passed, Passed, Pending])],
+        };
+        assert_eq!(edited.phase("a", "prod"), Some(Pending));
+        assert!(edited.is_free("a", 0, Some("sandbox"), "prod"));
         assert_eq!(reverting.order("gone"), None);
     }
 }
