@@ -3,6 +3,8 @@
 //! `ringmaster` control commands going through a running daemon.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -10,14 +12,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt as _;
-use hmac::{Hmac, Mac};
 use orchestrator::api::client::{self, ClientError, Request};
 use orchestrator::api::{ApiOptions, ApiServer, ForgeOutcome, Metrics, Shared};
 use orchestrator::daemon::clock::ManualClock;
 use orchestrator::secret::Secret;
 use rings::model::SecretSource;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use state::{
     Event, Phase, PrLink, RingRun, Rollout, RolloutState, SampleOutcome, SampleRecord, StepRecord,
     Store,
@@ -936,18 +936,6 @@ async fn a_control_command_waits_for_the_pass_in_progress() {
 
 // --- webhooks --------------------------------------------------------------------------------
 
-fn signed(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 #[tokio::test]
 async fn a_verified_webhook_wakes_the_loop() {
     let h = start(Setup {
@@ -969,11 +957,11 @@ async fn a_verified_webhook_wakes_the_loop() {
             .send()
     };
 
-    let r = send(signed("wrong-secret", &body)).await.unwrap();
+    let r = send(support::signed("wrong-secret", &body)).await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(h.not_woken(), "an unverified delivery wakes nothing");
 
-    let r = send(signed("hook-secret", &body)).await.unwrap();
+    let r = send(support::signed("hook-secret", &body)).await.unwrap();
     assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
     assert!(h.woken().await);
 }

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use integration::github::FakeGitHub;
 use integration::sim::{Fault, SimFleet, SimOptions};
 use state::{Phase, RolloutState, Store};
@@ -177,20 +179,6 @@ impl Drop for Daemon {
 }
 
 /// A journal line printed by `run`: `<time> <rollout> [<ring> ]<kind> <message>`.
-/// GitHub's `X-Hub-Signature-256` of `body` with `secret`.
-fn signed(secret: &str, body: &[u8]) -> String {
-    use hmac::Mac as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 fn is_event(line: &str) -> bool {
     line.starts_with("20") && line.contains(" k8s-1.33 ")
 }
@@ -287,7 +275,7 @@ async fn the_binary_takes_a_release_through_four_rings_on_github_and_stops_on_si
         let r = http
             .post(format!("{}/webhooks/github", w.api))
             .header("x-github-event", "pull_request")
-            .header("x-hub-signature-256", signed(secret, &body))
+            .header("x-hub-signature-256", support::signed(secret, &body))
             .body(body.clone())
             .send()
             .await

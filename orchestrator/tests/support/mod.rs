@@ -76,3 +76,17 @@ pub fn load(engine: &mut MirrorGitOps, config_path: &Path) -> (git2::Oid, Config
     assert_eq!(loaded.config.fleet.commit, base.to_string());
     (base, loaded.config)
 }
+
+/// GitHub's `X-Hub-Signature-256` header for `body` signed with `secret`.
+pub fn signed(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
