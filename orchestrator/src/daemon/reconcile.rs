@@ -860,51 +860,74 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                     break;
                 };
                 let span = tracing::info_span!("ring", rollout = name, ring = ring.as_str());
-                match self
+                let result = self
                     .advance(name, index, run, report)
                     .instrument(span)
-                    .await
-                {
-                    Ok(true) => report.transitions += 1,
-                    Ok(false) => break,
-                    Err(DaemonError::Forge(e)) if e.is_transient() => {
-                        report.warnings.push(format!(
-                            "rollout `{name}`, ring `{ring}`: {e}; retrying next pass"
-                        ));
-                        report.due(self.clock.now() + PR_POLL);
-                        break;
-                    }
-                    Err(e) => return Err(e),
+                    .await;
+                if !self.stepped(result, name, ring, report)? {
+                    break;
                 }
             }
         }
-        // The rollout as a whole.
+        // Runs of rings since removed from the ring file do not hold the rollout back.
+        self.complete_when_passed(
+            name,
+            |r| ring_names.contains(&r.ring),
+            false,
+            "every ring passed",
+        )
+    }
+
+    /// What one `advance` of a ring run means for the loop over it: `true` when a transition
+    /// was written (advance again), `false` when the run waits (or the forge failed in a way
+    /// worth retrying next pass, noted in `report`).
+    pub(super) fn stepped(
+        &self,
+        result: Result<bool, DaemonError>,
+        rollout: &str,
+        ring: &str,
+        report: &mut PassReport,
+    ) -> Result<bool, DaemonError> {
+        match result {
+            Ok(true) => {
+                report.transitions += 1;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(DaemonError::Forge(e)) if e.is_transient() => {
+                report.warnings.push(format!(
+                    "rollout `{rollout}`, ring `{ring}`: {e}; retrying next pass"
+                ));
+                report.due(self.clock.now() + PR_POLL);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mark an active rollout completed (journal: `message`) once every ring run that `counts`
+    /// has passed — and there is one, unless `none_is_done` (a revert with nothing to revert).
+    pub(super) fn complete_when_passed(
+        &self,
+        name: &str,
+        counts: impl Fn(&RingRun) -> bool,
+        none_is_done: bool,
+        message: &str,
+    ) -> Result<(), DaemonError> {
         let Some(mut rollout) = self.store.rollout(name)? else {
             return Ok(());
         };
         let runs = self.store.ring_runs(name)?;
-        let now = self.clock.now();
-        // Runs of rings since removed from the ring file do not hold the rollout back.
-        let current: Vec<&RingRun> = runs
-            .iter()
-            .filter(|r| ring_names.contains(&r.ring))
-            .collect();
+        let current: Vec<&RingRun> = runs.iter().filter(|r| counts(r)).collect();
         if rollout.state == RolloutState::Active
-            && !current.is_empty()
+            && (none_is_done || !current.is_empty())
             && current.iter().all(|r| r.phase == Phase::Passed)
         {
+            let now = self.clock.now();
             rollout.state = RolloutState::Completed;
             rollout.updated_at = now;
-            self.store.put_rollout(
-                &rollout,
-                &[event(
-                    now,
-                    name,
-                    None,
-                    "completed",
-                    "every ring passed".into(),
-                )],
-            )?;
+            let done = event(now, name, None, "completed", message.to_owned());
+            self.store.put_rollout(&rollout, &[done])?;
         }
         Ok(())
     }

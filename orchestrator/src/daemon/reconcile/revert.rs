@@ -39,40 +39,13 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 let Some(run) = self.store.ring_run(name, ring)? else {
                     break;
                 };
-                match self.advance_revert(name, run, report).await {
-                    Ok(true) => report.transitions += 1,
-                    Ok(false) => break,
-                    Err(DaemonError::Forge(e)) if e.is_transient() => {
-                        report.warnings.push(format!(
-                            "rollout `{name}`, ring `{ring}`: {e}; retrying next pass"
-                        ));
-                        report.due(self.clock.now() + PR_POLL);
-                        break;
-                    }
-                    Err(e) => return Err(e),
+                let result = self.advance_revert(name, run, report).await;
+                if !self.stepped(result, name, ring, report)? {
+                    break;
                 }
             }
         }
-        let runs = self.store.ring_runs(name)?;
-        if let Some(mut r) = self.store.rollout(name)?
-            && r.state == RolloutState::Active
-            && runs.iter().all(|x| x.phase == Phase::Passed)
-        {
-            let now = self.clock.now();
-            r.state = RolloutState::Completed;
-            r.updated_at = now;
-            self.store.put_rollout(
-                &r,
-                &[event(
-                    now,
-                    name,
-                    None,
-                    "completed",
-                    "every ring reverted".into(),
-                )],
-            )?;
-        }
-        Ok(())
+        self.complete_when_passed(name, |_| true, true, "every ring reverted")
     }
 
     /// Build and push the revert step of `run` (ring `index`) on the current base.
