@@ -84,31 +84,14 @@ fn record(at: DateTime<Utc>, gate: &str, cluster: &str, outcome: Outcome) -> Sam
 /// The example fleet with its releases replaced by 1,000 add-on releases. Returns
 /// `ringmaster.yaml` and the loaded configuration.
 fn setup(dir: &Path) -> (PathBuf, Config) {
-    let config = examples::materialize(&examples::fleet_dir(), dir).unwrap();
-    let releases = dir.join("releases");
-    std::fs::remove_dir_all(&releases).unwrap();
-    std::fs::create_dir(&releases).unwrap();
-    for n in 1..=ROLLOUTS {
-        std::fs::write(
-            releases.join(format!("{n:04}-addons-{n:04}.yaml")),
-            format!(
-                "apiVersion: ringmaster/v1\nkind: Release\nname: addons-{n:04}\naddons: {{ coredns: \"1.12.{n}\" }}\n"
-            ),
-        )
-        .unwrap();
-    }
-    let loaded = rings::load::load(&config).unwrap_or_else(|d| {
-        panic!(
-            "the {ROLLOUTS} releases do not validate:\n{}",
-            d.errors()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
-    assert_eq!(loaded.config.releases.len(), ROLLOUTS);
-    assert_eq!(loaded.config.ring_set.rings.len(), RINGS);
-    (config, loaded.config)
+    let (config, loaded) = support::addon_fleet(
+        dir,
+        ROLLOUTS,
+        |n| format!("addons-{n:04}"),
+        |n| format!("1.12.{n}"),
+    );
+    assert_eq!(loaded.ring_set.rings.len(), RINGS);
+    (config, loaded)
 }
 
 /// What became of each stored rollout.

@@ -65,31 +65,13 @@ type Bench<'s> = support::BenchDaemon<'s>;
 /// The example fleet with its releases replaced by 50 add-on releases. Returns
 /// `ringmaster.yaml`.
 fn setup(dir: &Path) -> PathBuf {
-    let config = examples::materialize(&examples::fleet_dir(), dir).unwrap();
-    let releases = dir.join("releases");
-    std::fs::remove_dir_all(&releases).unwrap();
-    std::fs::create_dir(&releases).unwrap();
-    for n in 1..=ROLLOUTS {
-        std::fs::write(
-            releases.join(format!("{n:02}-addons-{n:02}.yaml")),
-            format!(
-                "apiVersion: ringmaster/v1\nkind: Release\nname: addons-{n:02}\naddons: {{ coredns: \"1.11.{}\" }}\n",
-                10 + n
-            ),
-        )
-        .unwrap();
-    }
-    let loaded = rings::load::load(&config).unwrap_or_else(|d| {
-        panic!(
-            "the 50 releases do not validate:\n{}",
-            d.errors()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
-    assert_eq!(loaded.config.releases.len(), ROLLOUTS);
-    assert_eq!(loaded.config.ring_set.rings.len(), RINGS);
+    let (config, loaded) = support::addon_fleet(
+        dir,
+        ROLLOUTS,
+        |n| format!("addons-{n:02}"),
+        |n| format!("1.11.{}", 10 + n),
+    );
+    assert_eq!(loaded.ring_set.rings.len(), RINGS);
     config
 }
 

@@ -4,7 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use orchestrator::daemon::clock::ManualClock;
 use orchestrator::daemon::probe::{
@@ -112,4 +112,41 @@ pub fn daemon<'s>(config: &Path, store: &'s Store, clock: ManualClock) -> BenchD
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The example fleet materialised in `dir` with its releases replaced by `count` add-on
+/// releases: release `n` (1-based) is named `name(n)` and bumps CoreDNS to `coredns(n)`. Every
+/// one must validate. Returns `ringmaster.yaml` and the loaded configuration.
+pub fn addon_fleet(
+    dir: &Path,
+    count: usize,
+    name: impl Fn(usize) -> String,
+    coredns: impl Fn(usize) -> String,
+) -> (PathBuf, Config) {
+    let config = examples::materialize(&examples::fleet_dir(), dir).unwrap();
+    let releases = dir.join("releases");
+    std::fs::remove_dir_all(&releases).unwrap();
+    std::fs::create_dir(&releases).unwrap();
+    for n in 1..=count {
+        let name = name(n);
+        std::fs::write(
+            releases.join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: ringmaster/v1\nkind: Release\nname: {name}\naddons: {{ coredns: \"{}\" }}\n",
+                coredns(n)
+            ),
+        )
+        .unwrap();
+    }
+    let loaded = rings::load::load(&config).unwrap_or_else(|d| {
+        panic!(
+            "the {count} releases do not validate:\n{}",
+            d.errors()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    assert_eq!(loaded.config.releases.len(), count);
+    (config, loaded.config)
 }

@@ -339,23 +339,27 @@ pub fn freeze(
         by: by.to_owned(),
         since: now,
     }))?;
+    let message = format!("global freeze until {}: {reason}", until.to_rfc3339());
+    journal_unfinished(store, now, "frozen", &message, by)?;
+    Ok(format!("frozen until {}", until.to_rfc3339()))
+}
+
+/// The same journal entry in every unfinished rollout's journal (a fleet-wide command).
+fn journal_unfinished(
+    store: &Store,
+    now: DateTime<Utc>,
+    kind: &str,
+    message: &str,
+    by: &str,
+) -> Result<(), ControlError> {
     let events: Vec<Event> = store
         .rollouts()?
         .iter()
         .filter(|r| !r.state.is_finished())
-        .map(|r| {
-            ev(
-                now,
-                &r.name,
-                None,
-                "frozen",
-                format!("global freeze until {}: {reason}", until.to_rfc3339()),
-                by,
-            )
-        })
+        .map(|r| ev(now, &r.name, None, kind, message.to_owned(), by))
         .collect();
     store.append_events(&events)?;
-    Ok(format!("frozen until {}", until.to_rfc3339()))
+    Ok(())
 }
 
 /// `ringmaster unfreeze`.
@@ -363,22 +367,7 @@ pub fn unfreeze(store: &Store, by: &str, now: DateTime<Utc>) -> Result<String, C
     let was = store.global_freeze()?;
     store.set_global_freeze(None)?;
     if was.is_some() {
-        let events: Vec<Event> = store
-            .rollouts()?
-            .iter()
-            .filter(|r| !r.state.is_finished())
-            .map(|r| {
-                ev(
-                    now,
-                    &r.name,
-                    None,
-                    "unfrozen",
-                    "global freeze lifted".into(),
-                    by,
-                )
-            })
-            .collect();
-        store.append_events(&events)?;
+        journal_unfinished(store, now, "unfrozen", "global freeze lifted", by)?;
     }
     Ok("unfrozen".to_owned())
 }
