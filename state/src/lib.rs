@@ -5,9 +5,10 @@
 //! Every write is flushed before it is reported done; a ring-run transition and its journal
 //! entries are one sled transaction guarded by a revision (compare-and-swap).
 
+pub mod records;
 pub mod rollouts;
 
-pub use rollouts::{
+pub use records::{
     ChangeRecord, Event, GlobalFreeze, Phase, PrLink, RingPhase, RingRun, Rollout, RolloutState,
     SampleCounts, SampleOutcome, SampleRecord, StepRecord,
 };
