@@ -4,7 +4,10 @@
 //! `failureLimit` consecutive failing samples of one gate on one cluster halt the ring, and so do
 //! `inconclusiveLimit` consecutive inconclusive samples (an unreachable cluster or a query error
 //! is never a pass). "For the whole soak" means the soak window is covered by passing samples:
-//! no stretch of it longer than two sampling intervals without one.
+//! no stretch of it longer than two sampling intervals without one. A longer stretch (the daemon
+//! was down, a registry that did not load stopped sampling, a gate was inconclusive for a while)
+//! restarts the soak clock at the passing sample that ends it: the ring then soaks its full
+//! duration again from there ([`Restart`]), so a soak always ends in a pass or a halt.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +56,8 @@ pub enum Verdict {
         passes_at: DateTime<Utc>,
         /// Pairs not yet covered by passing samples, if the soak time is over.
         waiting_for: Vec<String>,
+        /// The last time a sampling gap restarted the soak clock.
+        restarted: Option<Restart>,
     },
     /// Every gate held on every cluster for the whole soak.
     Passed,
@@ -89,6 +94,34 @@ pub fn evaluate(
     tally.verdict(gates, clusters, now)
 }
 
+/// A sampling gap that restarted the soak clock: the passing sample at `at` of `gate` on
+/// `cluster` came `after` the previous one (or the soak's start), more than
+/// [`MAX_GAP_INTERVALS`] intervals; the soak now ends at `at` plus its duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// The new start of the soak clock.
+    pub at: DateTime<Utc>,
+    /// The gate whose samples had the gap.
+    pub gate: GateName,
+    /// On which cluster.
+    pub cluster: ClusterId,
+    /// How long the gap was.
+    pub after: TimeDelta,
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no passing sample of `{}` on {} for {}; soak clock restarted at {}",
+            self.gate,
+            self.cluster,
+            rings::duration::format_duration(self.after),
+            self.at.to_rfc3339()
+        )
+    }
+}
+
 /// A soak folded sample by sample, so that a daemon keeps it between passes and reads only the
 /// samples taken since (a 48 h soak of 1-minute gates is tens of thousands of samples). Feed
 /// samples in time order with [`Tally::add`]; [`Tally::verdict`] is then what [`evaluate`]
@@ -98,6 +131,7 @@ pub struct Tally {
     start: DateTime<Utc>,
     soak: TimeDelta,
     pairs: BTreeMap<(GateName, ClusterId), PairTally>,
+    restart: Option<Restart>,
 }
 
 /// One gate on one cluster, so far.
@@ -109,8 +143,6 @@ struct PairTally {
     halted: Option<String>,
     /// The last passing sample inside the coverage window (`None`: none yet, count from start).
     last_pass: Option<DateTime<Utc>>,
-    /// Two passing samples (or the start and the first) further apart than the gap allowed.
-    gap: bool,
     /// The outcome of the last sample inside the coverage window.
     last_outcome: Option<Outcome>,
 }
@@ -122,7 +154,18 @@ impl Tally {
             start,
             soak,
             pairs: BTreeMap::new(),
+            restart: None,
         }
+    }
+
+    /// Where the soak clock runs from: the start, or the last gap's restart.
+    pub fn clock_start(&self) -> DateTime<Utc> {
+        self.restart.as_ref().map_or(self.start, |r| r.at)
+    }
+
+    /// The last restart of the soak clock, if a gap caused one.
+    pub fn restarted(&self) -> Option<&Restart> {
+        self.restart.as_ref()
     }
 
     /// When the soak started.
@@ -141,7 +184,7 @@ impl Tally {
         if s.at < self.start {
             return;
         }
-        let end = self.start + self.soak;
+        let clock = self.clock_start();
         let pair = self
             .pairs
             .entry((s.gate.clone(), s.cluster.clone()))
@@ -176,13 +219,23 @@ impl Tally {
                 }
             }
         }
+        // A pass after too long without one restarts the soak clock (every pair covers the
+        // soak again from here).
+        if s.outcome == Outcome::Pass {
+            let last = pair.last_pass.unwrap_or(self.start).max(clock);
+            if s.at - last > gate.interval * MAX_GAP_INTERVALS {
+                self.restart = Some(Restart {
+                    at: s.at,
+                    gate: s.gate.clone(),
+                    cluster: s.cluster.clone(),
+                    after: s.at - last,
+                });
+            }
+        }
         // Coverage counts the samples up to one interval past the end.
+        let end = self.restart.as_ref().map_or(self.start, |r| r.at) + self.soak;
         if s.at <= end + gate.interval {
             if s.outcome == Outcome::Pass {
-                let last = pair.last_pass.unwrap_or(self.start);
-                if s.at - last > gate.interval * MAX_GAP_INTERVALS {
-                    pair.gap = true;
-                }
                 pair.last_pass = Some(s.at);
             }
             pair.last_outcome = Some(s.outcome);
@@ -191,7 +244,8 @@ impl Tally {
 
     /// Where the soak stands `now` for `gates` on `clusters`.
     pub fn verdict(&self, gates: &[Gate], clusters: &[ClusterId], now: DateTime<Utc>) -> Verdict {
-        let end = self.start + self.soak;
+        let clock = self.clock_start();
+        let end = clock + self.soak;
         let none = PairTally::default();
         let mut waiting = Vec::new();
         for gate in gates {
@@ -207,10 +261,10 @@ impl Tally {
                         reason: reason.clone(),
                     };
                 }
-                let last = pair.last_pass.unwrap_or(self.start);
-                let covered = !pair.gap
-                    && pair.last_outcome == Some(Outcome::Pass)
-                    && end - last <= gate.interval * MAX_GAP_INTERVALS;
+                let covered = pair.last_outcome == Some(Outcome::Pass)
+                    && pair.last_pass.is_some_and(|l| {
+                        l >= clock && end - l <= gate.interval * MAX_GAP_INTERVALS
+                    });
                 if now >= end && !covered {
                     waiting.push(format!("{} on {cluster}", gate.name));
                 }
@@ -222,6 +276,7 @@ impl Tally {
             Verdict::Soaking {
                 passes_at: end.max(now),
                 waiting_for: waiting,
+                restarted: self.restart.clone(),
             }
         }
     }

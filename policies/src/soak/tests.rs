@@ -232,8 +232,9 @@ fn the_summary_shows_the_worst_value_per_cluster() {
     );
 }
 
-/// The soak rules as first written (every sample read each time): the reference the folded
-/// [`Tally`] must agree with.
+/// The soak rules over every sample at once, in time order (the reference the folded
+/// [`Tally`] must agree with): halts per pair, then a global soak clock restarted by every
+/// passing sample that comes more than the gap allowed after its pair's previous pass.
 fn reference(
     start: DateTime<Utc>,
     soak: TimeDelta,
@@ -242,19 +243,48 @@ fn reference(
     samples: &[Sample],
     now: DateTime<Utc>,
 ) -> Verdict {
-    let end = start + soak;
+    let mut all: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= start && s.at <= now)
+        .collect();
+    all.sort_by_key(|s| s.at);
+    let gate_of = |s: &Sample| gates.iter().find(|g| g.name == s.gate);
+    // The clock, and per pair the last pass and last outcome inside the coverage window.
+    let mut clock = start;
+    let mut restarted = None;
+    let mut last_pass: BTreeMap<(GateName, ClusterId), DateTime<Utc>> = BTreeMap::new();
+    let mut last_outcome: BTreeMap<(GateName, ClusterId), Outcome> = BTreeMap::new();
+    for s in &all {
+        let Some(gate) = gate_of(s) else { continue };
+        let key = (s.gate.clone(), s.cluster.clone());
+        if s.outcome == Outcome::Pass {
+            let last = last_pass.get(&key).copied().unwrap_or(start).max(clock);
+            if s.at - last > gate.interval * MAX_GAP_INTERVALS {
+                clock = s.at;
+                restarted = Some(Restart {
+                    at: s.at,
+                    gate: s.gate.clone(),
+                    cluster: s.cluster.clone(),
+                    after: s.at - last,
+                });
+            }
+        }
+        if s.at <= clock + soak + gate.interval {
+            if s.outcome == Outcome::Pass {
+                last_pass.insert(key.clone(), s.at);
+            }
+            last_outcome.insert(key, s.outcome);
+        }
+    }
+    let end = clock + soak;
     let mut waiting = Vec::new();
     for gate in gates {
         for cluster in clusters {
-            let mut mine: Vec<&Sample> = samples
-                .iter()
-                .filter(|s| {
-                    s.gate == gate.name && &s.cluster == cluster && s.at >= start && s.at <= now
-                })
-                .collect();
-            mine.sort_by_key(|s| s.at);
             let (mut fails, mut inconclusive) = (0u32, 0u32);
-            for s in &mine {
+            for s in all
+                .iter()
+                .filter(|s| s.gate == gate.name && &s.cluster == cluster)
+            {
                 match s.outcome {
                     Outcome::Pass => (fails, inconclusive) = (0, 0),
                     Outcome::Fail => {
@@ -289,19 +319,11 @@ fn reference(
                     }
                 }
             }
-            let max_gap = gate.interval * MAX_GAP_INTERVALS;
-            let window: Vec<&&Sample> = mine
-                .iter()
-                .filter(|s| s.at <= end + gate.interval)
-                .collect();
-            let mut last = start;
-            let mut gap = false;
-            for s in window.iter().filter(|s| s.outcome == Outcome::Pass) {
-                gap |= s.at - last > max_gap;
-                last = s.at;
-            }
-            let ends_on_pass = window.last().is_some_and(|s| s.outcome == Outcome::Pass);
-            let covered = !gap && ends_on_pass && end - last <= max_gap;
+            let key = (gate.name.clone(), cluster.clone());
+            let covered = last_outcome.get(&key) == Some(&Outcome::Pass)
+                && last_pass
+                    .get(&key)
+                    .is_some_and(|l| *l >= clock && end - *l <= gate.interval * MAX_GAP_INTERVALS);
             if now >= end && !covered {
                 waiting.push(format!("{} on {cluster}", gate.name));
             }
@@ -313,8 +335,73 @@ fn reference(
         Verdict::Soaking {
             passes_at: end.max(now),
             waiting_for: waiting,
+            restarted,
         }
     }
+}
+
+#[test]
+fn a_sampling_gap_restarts_the_soak_clock_and_the_soak_still_ends() {
+    // A 10-minute soak of 1-minute samples; the daemon is down from minute 4 to minute 9.
+    let g = prom_gate(3);
+    let clusters = [c("a")];
+    let mut samples = passing(&g, "a", 1, 4);
+    samples.extend(passing(&g, "a", 9, 40));
+    let gates = std::slice::from_ref(&g);
+    let at = |now| {
+        evaluate(
+            t(0),
+            TimeDelta::minutes(10),
+            gates,
+            &clusters,
+            &samples,
+            t(now),
+        )
+    };
+    match at(12) {
+        Verdict::Soaking {
+            passes_at,
+            restarted: Some(r),
+            ..
+        } => {
+            assert_eq!(r.at, t(9));
+            assert_eq!(r.after, TimeDelta::minutes(5));
+            assert_eq!(passes_at, t(19), "the full soak again from the restart");
+            assert!(r.to_string().contains("soak clock restarted"), "{r}");
+        }
+        other => panic!("expected a restarted soak, got {other:?}"),
+    }
+    // Before the fix the gap froze the soak for ever; now it passes a full soak after it.
+    assert!(matches!(at(18), Verdict::Soaking { .. }));
+    assert_eq!(at(19), Verdict::Passed);
+}
+
+#[test]
+fn a_gap_before_the_first_sample_and_a_late_pass_after_the_end_restart_too() {
+    let g = prom_gate(3);
+    let clusters = [c("a")];
+    let gates = std::slice::from_ref(&g);
+    // First sample 6 minutes after convergence (a restart right after it).
+    let late_start = passing(&g, "a", 6, 30);
+    let v = |samples: &[Sample], now| {
+        evaluate(
+            t(0),
+            TimeDelta::minutes(10),
+            gates,
+            &clusters,
+            samples,
+            t(now),
+        )
+    };
+    assert!(matches!(v(&late_start, 15), Verdict::Soaking { .. }));
+    assert_eq!(v(&late_start, 16), Verdict::Passed);
+    // A failing sample just before the end, then the daemon away past the coverage window:
+    // the next passes restart the clock instead of leaving the ring soaking for ever.
+    let mut samples = passing(&g, "a", 1, 9);
+    samples.push(sample(&g, "a", 10, Outcome::Fail, 0.5));
+    samples.extend(passing(&g, "a", 15, 40));
+    assert!(matches!(v(&samples, 24), Verdict::Soaking { .. }));
+    assert_eq!(v(&samples, 25), Verdict::Passed);
 }
 
 #[test]
