@@ -9,17 +9,21 @@ pub mod records;
 pub mod rollouts;
 
 pub use records::{
-    ChangeRecord, Event, GlobalFreeze, Phase, PrLink, RingPhase, RingRun, Rollout, RolloutState,
-    SampleCounts, SampleOutcome, SampleRecord, StepRecord,
+    Backoff, BlockCause, ChangeRecord, ErrorSource, Event, GlobalFreeze, Phase, PrLink, RingPhase,
+    RingRun, Rollout, RolloutState, SampleCounts, SampleOutcome, SampleRecord, StepRecord,
 };
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// The schema version written in the store; a store of another version is refused with a
-/// clear message (migrations hook in here).
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version written in the store. A store of an older version is migrated when it
+/// is opened ([`Store::open`]); a newer one is refused with a clear message.
+///
+/// - 1: the first release.
+/// - 2: ring runs say why they are blocked ([`BlockCause`]), when a transient error is retried
+///   ([`Backoff`]) and when a sampling gap restarted their soak.
+pub const SCHEMA_VERSION: u32 = 2;
 /// sled's page cache, bytes. sled's default is 1 GiB; ringmaster's working set is tiny.
 pub const CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -182,7 +186,12 @@ impl Store {
             }
             Some(v) => {
                 let found: u32 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
-                if found != SCHEMA_VERSION {
+                if found == 1 {
+                    store.migrate_v1_to_v2()?;
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())
+                        .map_err(|e| store.err(e))?;
+                    store.flush()?;
+                } else if found != SCHEMA_VERSION {
                     return Err(StoreError::Schema {
                         path: store.path.clone(),
                         found,

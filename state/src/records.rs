@@ -255,6 +255,80 @@ pub struct RingRun {
     pub started_at: Option<DateTime<Utc>>,
     /// When it passed.
     pub passed_at: Option<DateTime<Utc>>,
+    /// Blocked: why, and what unblocks it (schema 2; a v1 blocked run is a preflight block).
+    #[serde(default)]
+    pub block: Option<BlockCause>,
+    /// A transient error: when the ring run is tried again (schema 2).
+    #[serde(default)]
+    pub retry: Option<Backoff>,
+    /// Soaking: when a sampling gap last restarted the soak clock (schema 2).
+    #[serde(default)]
+    pub soak_restarted: Option<DateTime<Utc>>,
+}
+
+/// Why a ring run is [`Phase::Blocked`], with what unblocks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum BlockCause {
+    /// Preflight (or planning) found problems on the ring's clusters; checked again every
+    /// minute, and the ring goes on by itself once they are gone.
+    Preflight {
+        /// One line per problem.
+        findings: Vec<String>,
+    },
+    /// An error that will not go away by retrying (a missing edit target, a 4xx the forge will
+    /// keep giving, a push refused): waits for `ringmaster resume` or a new base commit.
+    #[serde(rename_all = "camelCase")]
+    Permanent {
+        /// Where it came from.
+        source: ErrorSource,
+        /// The error, for people (file, cluster, forge answer).
+        message: String,
+        /// The phase the ring run was in, where `resume` takes it back.
+        phase: Phase,
+        /// The base-branch commit it failed on; a new one retries by itself.
+        base: Option<String>,
+    },
+}
+
+/// Which part of the world an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorSource {
+    /// The GitOps repository (an edit target, a push).
+    Git,
+    /// The forge's API.
+    Forge,
+    /// The configuration or a release.
+    Config,
+    /// A cluster.
+    Cluster,
+}
+
+impl ErrorSource {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorSource::Git => "git",
+            ErrorSource::Forge => "forge",
+            ErrorSource::Config => "config",
+            ErrorSource::Cluster => "cluster",
+        }
+    }
+}
+
+/// A ring run backing off after a transient error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    /// Consecutive failures so far (1 after the first).
+    pub attempt: u32,
+    /// Not tried again before this instant.
+    pub at: DateTime<Utc>,
+    /// The last error, for people.
+    pub error: String,
+    /// When the first of these failures happened.
+    pub since: DateTime<Utc>,
 }
 
 impl RingRun {
@@ -282,6 +356,9 @@ impl RingRun {
             planned: Vec::new(),
             started_at: None,
             passed_at: None,
+            block: None,
+            retry: None,
+            soak_restarted: None,
         }
     }
 

@@ -53,6 +53,25 @@ enum Abort {
 }
 
 impl Store {
+    /// Schema 1 → 2: a blocked ring run without a cause was blocked by preflight or planning
+    /// (the only blocks schema 1 knew); its reason becomes the finding. The new fields of
+    /// other records read as their defaults.
+    pub(crate) fn migrate_v1_to_v2(&self) -> Result<(), StoreError> {
+        let runs = self.tree(RING_RUNS)?;
+        for item in runs.iter() {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let mut run: RingRun = decode(&self.path, &key, &value)?;
+            if run.phase == Phase::Blocked && run.block.is_none() {
+                run.block = Some(BlockCause::Preflight {
+                    findings: run.reason.iter().cloned().collect(),
+                });
+                runs.insert(key, self.encode(&run)?)
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn tx_err(&self, e: TransactionError<()>) -> StoreError {
         match e {
             TransactionError::Storage(e) => self.err(e),
