@@ -276,6 +276,8 @@ pub fn exposition(
     );
     let mut gate_results = Vec::new();
     let mut gate_values = Vec::new();
+    let mut blocked = Vec::new();
+    let mut retrying = Vec::new();
     for rollout in &rollouts {
         for run in store.ring_runs(&rollout.name)? {
             out.sample(
@@ -287,6 +289,26 @@ pub fn exposition(
                 ],
                 1.0,
             );
+            if run.phase == Phase::Blocked {
+                let (cause, source) = match &run.block {
+                    Some(state::BlockCause::Permanent { source, .. }) => {
+                        ("permanent", source.as_str())
+                    }
+                    _ => ("preflight", "cluster"),
+                };
+                blocked.push([
+                    ("rollout", run.rollout.clone()),
+                    ("ring", run.ring.clone()),
+                    ("cause", cause.to_owned()),
+                    ("source", source.to_owned()),
+                ]);
+            }
+            if let Some(b) = &run.retry {
+                retrying.push((
+                    [("rollout", run.rollout.clone()), ("ring", run.ring.clone())],
+                    b.attempt,
+                ));
+            }
             let Some(step) = run.current_step() else {
                 continue;
             };
@@ -333,6 +355,28 @@ pub fn exposition(
         }
     }
 
+    out.family(
+        "ringmaster_ring_run_blocked",
+        "gauge",
+        "Blocked ring runs: 1 each, by cause (preflight: re-checked every minute; permanent: waits for `resume` or a new base commit) and source.",
+    );
+    for labels in &blocked {
+        let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        out.sample("ringmaster_ring_run_blocked", &l, 1.0);
+    }
+    out.family(
+        "ringmaster_ring_run_retry_attempts",
+        "gauge",
+        "Ring runs backing off after transient errors: how many attempts failed in a row.",
+    );
+    for (labels, attempt) in &retrying {
+        let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        out.sample(
+            "ringmaster_ring_run_retry_attempts",
+            &l,
+            f64::from(*attempt),
+        );
+    }
     out.family(
         "ringmaster_gate_result",
         "gauge",

@@ -6,11 +6,36 @@ use serde_json::json;
 
 use crate::cli::{Cli, Output};
 use crate::output::{diagnostics_json, print_diagnostics};
+use orchestrator::gitops::changes::{next_ring_step, planned_edits};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match rings::load(&cli.config) {
         Ok(loaded) => {
             let c = &loaded.config;
+            let missing = missing_edit_targets(c);
+            if !missing.is_empty() {
+                match cli.output {
+                    Output::Table => {
+                        for m in &missing {
+                            eprintln!("error: {m}");
+                        }
+                        eprintln!(
+                            "{} invalid: {} edit target{} missing on {}@{} ({})",
+                            cli.config.display(),
+                            missing.len(),
+                            if missing.len() == 1 { " is" } else { "s are" },
+                            rings::load::redact_url(&c.settings.gitops.url),
+                            c.settings.gitops.branch,
+                            short(&c.fleet.commit)
+                        );
+                    }
+                    Output::Json => {
+                        let v = json!({ "ok": false, "missingEditTargets": missing });
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    }
+                }
+                return Ok(ExitCode::from(1));
+            }
             let summary = format!(
                 "ok: {} clusters, {} rings, {} releases (registry {}@{} at {})",
                 c.fleet.clusters.len(),
@@ -64,4 +89,43 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
+}
+
+/// The files the next step of every release in every ring would edit that do not exist on the
+/// base branch (a Terraform file deleted, a cluster directory renamed): what the daemon would
+/// block that ring on. Only a local GitOps repository is read (as the loader does).
+fn missing_edit_targets(c: &rings::model::Config) -> Vec<String> {
+    let rings::model::GitLocation::Local(path) = &c.settings.gitops.location else {
+        return Vec::new();
+    };
+    let Ok(repo) = git2::Repository::open(path) else {
+        return Vec::new();
+    };
+    let Some(tree) = git2::Oid::from_str(&c.fleet.commit)
+        .ok()
+        .and_then(|id| repo.find_commit(id).ok())
+        .and_then(|commit| commit.tree().ok())
+    else {
+        return Vec::new();
+    };
+    let mut missing = std::collections::BTreeSet::new();
+    for release in &c.releases {
+        for (index, ring) in c.ring_set.rings.iter().enumerate() {
+            let Ok(step) = next_ring_step(c, release, index) else {
+                continue;
+            };
+            let Ok(edits) = planned_edits(c, &step) else {
+                continue;
+            };
+            for e in edits {
+                if tree.get_path(std::path::Path::new(&e.file)).is_err() {
+                    missing.insert(format!(
+                        "cluster `{}`: `{}` does not exist on the base branch ({}; release `{}`, ring `{}`)",
+                        e.cluster, e.file, e.component, release.name, ring.name
+                    ));
+                }
+            }
+        }
+    }
+    missing.into_iter().collect()
 }

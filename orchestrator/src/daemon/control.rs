@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rings::model::Config;
-use state::{Event, GlobalFreeze, Phase, RolloutState, Store, StoreError};
+use state::{BlockCause, Event, GlobalFreeze, Phase, RolloutState, Store, StoreError};
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,21 @@ pub fn resume(
                 by,
                 now,
             )?;
-            Ok(format!("rollout `{rollout}` resumed"))
+            let retried = retry_now(store, rollout, by, now)?;
+            Ok(format!(
+                "rollout `{rollout}` resumed{}",
+                retried_text(&retried)
+            ))
+        }
+        RolloutState::Active => {
+            let retried = retry_now(store, rollout, by, now)?;
+            if retried.is_empty() {
+                return Err(wrong_state(
+                    &r,
+                    "only a halted or paused rollout, or one with a blocked or retrying ring, can be resumed",
+                ));
+            }
+            Ok(format!("rollout `{rollout}`:{}", retried_text(&retried)))
         }
         RolloutState::Halted { ring, .. } => {
             let run = store
@@ -113,12 +127,14 @@ pub fn resume(
             new.evidence = None;
             new.evidence_posted = false;
             new.reason = None;
+            new.retry = None;
             new.phase_since = now;
             let step = run.current_step().cloned();
             let (phase, what) = match &step {
                 Some(s) if s.converged_at.is_some() => {
                     store.clear_samples(rollout, &ring, s.step)?;
                     new.soak_started = Some(now);
+                    new.soak_restarted = None;
                     new.next_sample_at = Some(now);
                     new.gate_due.clear();
                     (Phase::Soaking, "its gates run again from zero".to_owned())
@@ -160,6 +176,64 @@ pub fn resume(
             &r,
             "only a halted or paused rollout can be resumed",
         )),
+    }
+}
+
+/// The rings of `rollout` blocked by a permanent error, or backing off after transient ones:
+/// back to where they were, to be tried in the next pass. Returns the rings.
+fn retry_now(
+    store: &Store,
+    rollout: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ControlError> {
+    let mut retried = Vec::new();
+    for run in store.ring_runs(rollout)? {
+        let mut new = run.clone();
+        let message = match (&run.block, &run.retry) {
+            (Some(BlockCause::Permanent { phase, message, .. }), _)
+                if run.phase == Phase::Blocked =>
+            {
+                new.phase = *phase;
+                new.phase_since = now;
+                new.reason = None;
+                format!(
+                    "ring `{}` unblocked; trying again (it was: {message})",
+                    run.ring
+                )
+            }
+            (_, Some(retry)) => format!(
+                "ring `{}` tried again now (it was backing off until {}: {})",
+                run.ring,
+                retry.at.to_rfc3339(),
+                retry.error
+            ),
+            _ => continue,
+        };
+        new.block = None;
+        new.retry = None;
+        store
+            .transition(
+                &run,
+                new,
+                None,
+                &[ev(now, rollout, Some(&run.ring), "resumed", message, by)],
+            )?
+            .ok_or_else(|| ControlError::Conflict(rollout.to_owned()))?;
+        retried.push(run.ring);
+    }
+    Ok(retried)
+}
+
+fn retried_text(rings: &[String]) -> String {
+    if rings.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " trying ring{} {} again",
+            if rings.len() == 1 { "" } else { "s" },
+            rings.join(", ")
+        )
     }
 }
 

@@ -117,6 +117,11 @@ pub fn rollout_json(
                 "convergedAt": s.converged_at.map(stamp), "passedAt": s.passed_at.map(stamp),
             })).collect::<Vec<_>>(),
             "soakStarted": run.soak_started.map(stamp),
+            "soakRestarted": run.soak_restarted.map(stamp),
+            "block": run.block,
+            "retry": run.retry.as_ref().map(|b| json!({
+                "attempt": b.attempt, "at": stamp(b.at), "error": b.error, "since": stamp(b.since),
+            })),
             "nextWindow": next_window,
             "gates": gates,
             "forecast": {"prOpen": open.map(stamp), "passedBy": pass.map(stamp)},
@@ -227,6 +232,23 @@ pub fn status_table(status: &Value) -> String {
                 && !reason.is_empty()
             {
                 out.push_str(&format!("  {:<16}   {}\n", "", reason));
+            }
+            if let Some(at) = ring["retry"]["at"].as_str() {
+                out.push_str(&format!(
+                    "  {:<16}   retrying at {at} (attempt {}): {}\n",
+                    "",
+                    ring["retry"]["attempt"].as_u64().unwrap_or(0),
+                    ring["retry"]["error"].as_str().unwrap_or("")
+                ));
+            }
+            if ring["block"]["kind"].as_str() == Some("permanent")
+                && ring["phase"].as_str() == Some("blocked")
+            {
+                out.push_str(&format!(
+                    "  {:<16}   `ringmaster resume {}` (or a new base commit) tries again\n",
+                    "",
+                    r["name"].as_str().unwrap_or("?")
+                ));
             }
             if let Some(w) = ring["nextWindow"].as_str()
                 && matches!(

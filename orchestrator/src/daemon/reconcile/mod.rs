@@ -1,5 +1,7 @@
 //! One reconcile pass and the ring-run state machine (DESIGN §5).
 
+mod act;
+mod decide;
 mod evidence;
 mod occupancy;
 mod open;
@@ -122,6 +124,8 @@ pub struct Daemon<'s, F, P, C> {
     clock: C,
     options: DaemonOptions,
     loaded: Option<Loaded>,
+    /// Why the last refresh did not load (the last good configuration is in use meanwhile).
+    config_error: Option<String>,
     /// The ring phases of every unfinished rollout, for the ring-occupancy rule.
     occupancy: std::cell::RefCell<Option<std::sync::Arc<Occupancy>>>,
     /// The running soak tally of each soaking ring step, so a pass that samples reads only
@@ -220,6 +224,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             clock,
             options,
             loaded: None,
+            config_error: None,
             occupancy: std::cell::RefCell::new(None),
             tallies: std::collections::HashMap::new(),
             passes: 0,
@@ -304,11 +309,34 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         Ok(base)
     }
 
+    /// [`Self::refresh`], keeping the last configuration that loaded when the new one does not
+    /// (or the fetch failed): the error is remembered and holds every change
+    /// ([`Self::gate_of_change`]) until a configuration loads again. Fails only when there is
+    /// no configuration at all.
+    fn reload(&mut self) -> Result<(), DaemonError> {
+        match self.refresh() {
+            Ok(_) => {
+                self.config_error = None;
+                Ok(())
+            }
+            Err(e) if self.loaded.is_some() => {
+                self.config_error = Some(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// One reconcile pass.
     pub async fn pass(&mut self) -> Result<PassReport, DaemonError> {
         let mut report = PassReport::default();
         self.passes += 1;
-        self.refresh()?;
+        self.reload()?;
+        if let Some(e) = &self.config_error {
+            report.warnings.push(format!(
+                "{e}; keeping the last configuration that loaded: soaks keep measuring, nothing new is pushed or merged until it loads"
+            ));
+        }
         self.discover()?;
         for rollout in self.store.rollouts()? {
             if rollout.state.is_finished() {
@@ -423,15 +451,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
                     }
                     _ => {}
                 }
-                let Some(run) = self.store.ring_run(name, ring)? else {
-                    break;
-                };
-                let span = tracing::info_span!("ring", rollout = name, ring = ring.as_str());
-                let result = self
-                    .advance(name, index, run, report)
-                    .instrument(span)
-                    .await;
-                if !self.stepped(result, name, ring, report)? {
+                if !self.look(name, ring, Some(index), report).await? {
                     break;
                 }
             }
@@ -443,33 +463,6 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
             false,
             "every ring passed",
         )
-    }
-
-    /// What one `advance` of a ring run means for the loop over it: `true` when a transition
-    /// was written (advance again), `false` when the run waits (or the forge failed in a way
-    /// worth retrying next pass, noted in `report`).
-    pub(super) fn stepped(
-        &self,
-        result: Result<bool, DaemonError>,
-        rollout: &str,
-        ring: &str,
-        report: &mut PassReport,
-    ) -> Result<bool, DaemonError> {
-        match result {
-            Ok(true) => {
-                report.transitions += 1;
-                Ok(true)
-            }
-            Ok(false) => Ok(false),
-            Err(DaemonError::Forge(e)) if e.is_transient() => {
-                report.warnings.push(format!(
-                    "rollout `{rollout}`, ring `{ring}`: {e}; retrying next pass"
-                ));
-                report.due(self.clock.now() + PR_POLL);
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// Mark an active rollout completed (journal: `message`) once every ring run that `counts`
@@ -521,6 +514,15 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         let now = self.clock.now();
         new.phase = phase;
         new.phase_since = now;
+        if phase == Phase::Blocked {
+            if new.block.is_none() {
+                new.block = Some(state::BlockCause::Preflight {
+                    findings: reason.iter().cloned().collect(),
+                });
+            }
+        } else {
+            new.block = None;
+        }
         new.reason = reason;
         let ev = event(now, &old.rollout, Some(&old.ring), phase.as_str(), message);
         self.commit(old, new, None, &[ev])
@@ -534,6 +536,9 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
         rollout: &Rollout,
         now: DateTime<Utc>,
     ) -> Result<Result<(), Hold>, DaemonError> {
+        if let Some(e) = &self.config_error {
+            return Ok(Err((format!("held: {}", e.replace('\n', "; ")), None)));
+        }
         if let RolloutState::Paused { by, reason } = &rollout.state {
             return Ok(Err((format!("rollout paused by {by}: {reason}"), None)));
         }

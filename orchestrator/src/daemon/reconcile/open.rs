@@ -140,7 +140,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         let (publication, prepared) = match self.gitops.publish(&request, last_pushed) {
             Err(GitOpsError::StaleRegistry { .. }) => {
                 // The base branch moved under the loaded registry: reload, try next time.
-                self.refresh()?;
+                self.reload()?;
                 report.due(now);
                 return Ok(false);
             }
@@ -253,7 +253,10 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         if run.phase == Phase::Blocked && run.reason.as_deref() == Some(why.as_str()) {
             return Ok(false);
         }
-        let new = run.clone();
+        let mut new = run.clone();
+        new.block = Some(state::BlockCause::Preflight {
+            findings: vec![why.clone()],
+        });
         let changed = self.moved(
             run,
             new,
@@ -311,7 +314,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         let lease = Oid::from_str(&step.pr.head).ok();
         let (publication, prepared) = match self.gitops.publish(&request, lease) {
             Err(GitOpsError::StaleRegistry { .. }) => {
-                self.refresh()?;
+                self.reload()?;
                 return Ok(false);
             }
             other => other?,

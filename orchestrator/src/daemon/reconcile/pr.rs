@@ -1,5 +1,6 @@
 //! A ring step's open PR: notices, merge, closed without merging.
 
+use super::decide::{self, PrStep};
 use super::*;
 
 impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
@@ -29,14 +30,30 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         let Some(run) = self.store.ring_run(&run.rollout, &run.ring)? else {
             return Ok(false);
         };
-        match status.state {
-            PrLifecycle::Merged => {
-                let Some(loaded) = self.loaded.as_ref() else {
-                    return Ok(false);
-                };
-                let Some(ring) = loaded.config.ring_set.rings.get(index) else {
-                    return Ok(false);
-                };
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Ok(false);
+        };
+        let config = &loaded.config;
+        let Some(ring) = config.ring_set.rings.get(index) else {
+            return Ok(false);
+        };
+        let open = status.state == PrLifecycle::Open;
+        let facts = decide::PrFacts {
+            state: status.state,
+            base_moved: step
+                .base
+                .as_deref()
+                .is_some_and(|b| b != loaded.base.to_string()),
+            wants_merge: match ring.merge {
+                MergeMode::Auto => true,
+                MergeMode::Manual => self.options.merge_approved && status.approved(),
+            },
+            checks_ok: matches!(status.checks, Checks::Success | Checks::None),
+            head_matches: status.head_sha == step.pr.head,
+            change_allowed: !open || self.gate_of_change(config, ring, rollout, now)?.is_ok(),
+        };
+        match decide::pr_step(facts) {
+            PrStep::Converge => {
                 let mut new = run.clone();
                 if let Some(s) = new.current_step_mut() {
                     s.merged_at = Some(now);
@@ -44,52 +61,32 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 }
                 new.converge_deadline = Some(now + ring.converge_timeout);
                 report.due(now);
-                self.moved(
-                    &run,
-                    new,
-                    Phase::Converging,
-                    None,
-                    format!(
-                        "step {}: PR {} merged ({}); waiting up to {} for convergence",
-                        step.step,
-                        step.pr.url,
-                        status.merge_sha.as_deref().map_or("?", short),
-                        rings::duration::format_duration(ring.converge_timeout)
-                    ),
-                )
+                let text = format!(
+                    "step {}: PR {} merged ({}); waiting up to {} for convergence",
+                    step.step,
+                    step.pr.url,
+                    status.merge_sha.as_deref().map_or("?", short),
+                    rings::duration::format_duration(ring.converge_timeout)
+                );
+                self.moved(&run, new, Phase::Converging, None, text)
             }
-            PrLifecycle::Closed => {
+            PrStep::Halt => {
                 let reason = format!("PR {} was closed without merging", step.pr.url);
                 self.halt(rollout, run, reason, None).await
             }
-            PrLifecycle::Open => {
-                let Some(loaded) = self.loaded.as_ref() else {
-                    return Ok(false);
-                };
-                let config = &loaded.config;
-                let Some(ring) = config.ring_set.rings.get(index) else {
-                    return Ok(false);
-                };
-                // Regenerate the branch when the base moved under it.
-                let base_now = loaded.base.to_string();
-                if step.base.as_deref().is_some_and(|b| b != base_now) {
-                    return self.regenerate(rollout, index, run, step).await;
-                }
-                let wants_merge = match ring.merge {
-                    MergeMode::Auto => true,
-                    MergeMode::Manual => self.options.merge_approved && status.approved(),
-                };
-                let checks_ok = matches!(status.checks, Checks::Success | Checks::None);
-                if !wants_merge || !checks_ok || status.head_sha != step.pr.head {
-                    // Waiting for people (review, merge) or checks: poll.
-                    report.due(now + PR_POLL);
-                    return Ok(false);
-                }
-                if let Err((_, until)) = self.gate_of_change(config, ring, rollout, now)? {
-                    // Ready to merge but outside the window or frozen: wake when it opens.
-                    report.due(until.unwrap_or(now + PR_POLL));
-                    return Ok(false);
-                }
+            PrStep::Regenerate => self.regenerate(rollout, index, run, step).await,
+            PrStep::WaitForReview => {
+                // Waiting for people (review, merge) or checks: poll.
+                report.due(now + PR_POLL);
+                Ok(false)
+            }
+            PrStep::WaitForWindow => {
+                // Ready to merge but outside the window, frozen or paused: wake when it opens.
+                let until = self.gate_of_change(config, ring, rollout, now)?.err();
+                report.due(until.and_then(|(_, t)| t).unwrap_or(now + PR_POLL));
+                Ok(false)
+            }
+            PrStep::Merge => {
                 // Fresh baselines right before the merge.
                 let soak_gates = ring_gates(config, ring);
                 let members = moving_members(config, &run);
@@ -97,7 +94,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 match self.forge.merge(step.pr.number, &step.pr.head).await {
                     Ok(_) => {
                         // The base moved: the registry now says the new versions.
-                        self.refresh()?;
+                        self.reload()?;
                         if !baselines.is_empty() {
                             let mut new = run.clone();
                             new.baselines =
@@ -112,6 +109,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                             "PR {} not merged yet: head or base moved",
                             step.pr.url
                         ));
+                        report.due(now + PR_POLL);
                         Ok(false)
                     }
                     Err(e) => Err(e.into()),

@@ -36,11 +36,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         rings.reverse();
         for ring in &rings {
             for _ in 0..MAX_TRANSITIONS_PER_PASS {
-                let Some(run) = self.store.ring_run(name, ring)? else {
-                    break;
-                };
-                let result = self.advance_revert(name, run, report).await;
-                if !self.stepped(result, name, ring, report)? {
+                if !self.look(name, ring, None, report).await? {
                     break;
                 }
             }
@@ -113,7 +109,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 .publish_step(config, index, (run.rollout.as_str(), 1), now, &step, lease);
         let (publication, prepared) = match result {
             Err(GitOpsError::StaleRegistry { .. }) => {
-                self.refresh()?;
+                self.reload()?;
                 return Ok(None);
             }
             other => other?,
@@ -128,7 +124,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         Ok(Some((head, prepared)))
     }
 
-    async fn advance_revert(
+    pub(super) async fn advance_revert(
         &mut self,
         name: &str,
         run: RingRun,

@@ -1,5 +1,6 @@
 //! After the merge: convergence, then the soak.
 
+use super::decide::{self, ConvergeStep, SoakStep};
 use super::*;
 
 impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
@@ -52,12 +53,17 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 behind.push(format!("{id}: {}", r.behind.join(", ")));
             }
         }
-        if behind.is_empty()
-            && self
-                .store
-                .rollout(&run.rollout)?
-                .is_some_and(|r| r.revert_of.is_some())
-        {
+        let Some(rollout) = self.store.rollout(&run.rollout)? else {
+            return Ok(false);
+        };
+        let deadline = run.converge_deadline.unwrap_or(now);
+        let step = decide::converge_step(
+            behind.is_empty(),
+            rollout.revert_of.is_some(),
+            deadline,
+            now,
+        );
+        if step == ConvergeStep::Reverted {
             // A revert ring is done when its clusters run the restored versions.
             let mut new = run.clone();
             if let Some(s) = new.current_step_mut() {
@@ -73,12 +79,13 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 "reverted: every cluster runs the restored versions".to_owned(),
             );
         }
-        if behind.is_empty() {
+        if step == ConvergeStep::Soak {
             let mut new = run.clone();
             if let Some(s) = new.current_step_mut() {
                 s.converged_at = Some(now);
             }
             new.soak_started = Some(now);
+            new.soak_restarted = None;
             new.next_sample_at = Some(now);
             new.gate_due.clear();
             if new.baselines.is_empty() {
@@ -115,11 +122,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
                 ),
             );
         }
-        let deadline = run.converge_deadline.unwrap_or(now);
-        if now >= deadline {
-            let Some(rollout) = self.store.rollout(&run.rollout)? else {
-                return Ok(false);
-            };
+        if step == ConvergeStep::Timeout {
             let reason = format!(
                 "convergence timeout: after {} these clusters still do not run what Git says: {}",
                 rings::duration::format_duration(
@@ -185,7 +188,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         // Nothing due and the soak not over: the verdict cannot have changed since the last
         // sample, so the samples are not read again (an idle pass stays cheap however long
         // the soak has been running).
-        let soak_end = run.soak_started.unwrap_or(now) + ring.soak;
+        let soak_end = run.soak_restarted.or(run.soak_started).unwrap_or(now) + ring.soak;
         if due.is_empty() && now < soak_end {
             let next = run.gate_due.values().min().copied().unwrap_or(soak_end);
             report.due(next.min(soak_end));
@@ -241,50 +244,65 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
         if !matches!(verdict, Verdict::Soaking { .. }) {
             self.tallies.remove(&key);
         }
-        match verdict {
-            Verdict::Halted { reason, .. } => self.halt(rollout, run, reason, Some(now)).await,
-            Verdict::Passed => {
+        let passes_at = match &verdict {
+            Verdict::Soaking { passes_at, .. } => Some(*passes_at),
+            _ => None,
+        };
+        let more = matches!(verdict, Verdict::Passed)
+            && config
+                .release(&rollout.name)
+                .map(|r| next_ring_step(config, r, index))
+                .is_some_and(|s| s.is_ok_and(|s| !s.clusters.is_empty()));
+        let soak_text = rings::duration::format_duration(ring.soak);
+        match decide::soak_step(verdict, more, run.soak_restarted) {
+            SoakStep::Halt(reason) => self.halt(rollout, run, reason, Some(now)).await,
+            SoakStep::NextStep => {
+                // The next step of this ring (a laggard one minor further), through its window.
+                if let Some(s) = new.current_step_mut() {
+                    s.passed_at = Some(now);
+                }
+                new.soak_started = None;
+                new.soak_restarted = None;
+                new.next_sample_at = None;
+                new.passed_at = None;
+                let text = format!(
+                    "step {step_no} passed its {soak_text} soak; the ring has another step"
+                );
+                self.moved(&run, new, Phase::WaitingForWindow, None, text)
+            }
+            SoakStep::Pass => {
                 new.passed_at = Some(now);
                 if let Some(s) = new.current_step_mut() {
                     s.passed_at = Some(now);
                 }
-                let release = config.release(&rollout.name);
-                let more = match release.map(|r| next_ring_step(config, r, index)) {
-                    Some(Ok(s)) => !s.clusters.is_empty(),
-                    _ => false,
-                };
-                let soak_text = rings::duration::format_duration(ring.soak);
-                if more {
-                    // The next step of this ring (a laggard one minor further), through its window.
-                    new.soak_started = None;
-                    new.next_sample_at = None;
-                    new.passed_at = None;
-                    self.moved(
-                        &run,
-                        new,
-                        Phase::WaitingForWindow,
-                        None,
-                        format!(
-                            "step {step_no} passed its {soak_text} soak; the ring has another step"
-                        ),
-                    )
-                } else {
-                    self.moved(
-                        &run,
-                        new,
-                        Phase::Passed,
-                        None,
-                        format!("passed: every gate held on every cluster for {soak_text}"),
-                    )
-                }
+                let text = format!("passed: every gate held on every cluster for {soak_text}");
+                self.moved(&run, new, Phase::Passed, None, text)
             }
-            Verdict::Soaking { passes_at, .. } => {
+            SoakStep::Wait { restarted } => {
+                let passes_at = passes_at.unwrap_or(now);
                 let next_sample = new.gate_due.values().min().copied();
                 let next = next_sample.map_or(passes_at, |s| s.min(passes_at)).max(now);
                 report.due(next);
                 new.next_sample_at = next_sample;
+                let mut events = Vec::new();
+                if let Some((at, why)) = restarted {
+                    // A sampling gap (a restart, a configuration that did not load): the soak
+                    // runs its full length again from the first sample after it.
+                    new.soak_restarted = Some(at);
+                    new.reason = Some(format!("{why}; soak now ends {}", passes_at.to_rfc3339()));
+                    events.push(event(
+                        now,
+                        &run.rollout,
+                        Some(&run.ring),
+                        "soak-restarted",
+                        format!(
+                            "step {step_no}: {why}; the {soak_text} soak now ends {}",
+                            passes_at.to_rfc3339()
+                        ),
+                    ));
+                }
                 if new != run {
-                    self.store.transition(&run, new, None, &[])?;
+                    self.store.transition(&run, new, None, &events)?;
                 }
                 Ok(false)
             }
