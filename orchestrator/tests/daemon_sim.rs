@@ -589,3 +589,77 @@ async fn plan_preflight_names_a_removed_api_in_use_until_it_is_gone() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Wait for a journal line of `ring` with `kind` from `d`, within `wait`; the lines seen.
+async fn wait_event(d: &Daemon, ring: &str, kind: &str, wait: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + wait;
+    let needle = format!(" {ring} {kind} ");
+    // A ring's step passing its soak (`step 1 passed its 6s soak; the ring has another step`)
+    // counts as `passed` too.
+    let step_passed = format!(" {ring} waitingForWindow step ");
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(l) = d.line(Duration::from_millis(100)).await {
+            let matched = l.contains(&needle)
+                || (kind == "passed" && l.contains(&step_passed) && l.contains(" passed its "));
+            if is_event(&l) && matched {
+                return Ok(l);
+            }
+            seen.push(l);
+        }
+    }
+    Err(seen.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_soak_restarts_its_clock_and_the_ring_still_passes() {
+    // Issue 16: a gap in sampling used to leave the soak `soaking` for ever. Sandbox is
+    // stopped with SIGTERM during its soak, nonprod killed with SIGKILL; each is down longer
+    // than two sampling intervals, so the soak clock restarts and the ring passes one soak
+    // (plus one interval) after the daemon is back.
+    let w = world(&[]).await;
+    let soak = Duration::from_secs(6);
+    std::fs::write(
+        w.dir.join("rings.yaml"),
+        RINGS.replacen("soak: 2s", "soak: 6s", 2),
+    )
+    .unwrap();
+    let interval = Duration::from_secs(1);
+    let slack = Duration::from_secs(6); // start-up, fetch, the first pass
+    for (ring, how) in [("sandbox", "SIGTERM"), ("nonprod", "SIGKILL")] {
+        let d = Daemon::start(&w.config);
+        wait_event(&d, ring, "soaking", Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|seen| panic!("{ring} never soaked:\n{seen}"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if how == "SIGTERM" {
+            assert!(d.terminate().success());
+        } else {
+            d.kill();
+        }
+        // Down for four intervals: a gap.
+        tokio::time::sleep(4 * interval).await;
+        let back = Instant::now();
+        let d = Daemon::start(&w.config);
+        let restarted = wait_event(&d, ring, "soak-restarted", soak + slack)
+            .await
+            .unwrap_or_else(|seen| panic!("{ring}: no soak restart after {how}:\n{seen}"));
+        assert!(restarted.contains("soak clock restarted"), "{restarted}");
+        wait_event(&d, ring, "passed", soak + interval + slack)
+            .await
+            .unwrap_or_else(|seen| {
+                panic!("{ring} did not pass within soak + one interval after {how}:\n{seen}")
+            });
+        assert!(
+            back.elapsed() <= soak + interval + slack,
+            "{ring} passed {:?} after the restart",
+            back.elapsed()
+        );
+        assert!(d.terminate().success());
+    }
+    let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
+    for ring in ["sandbox", "nonprod"] {
+        let run = store.ring_run("k8s-1.33", ring).unwrap().unwrap();
+        assert_eq!(run.phase, Phase::Passed, "{run:#?}");
+    }
+}
