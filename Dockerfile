@@ -18,7 +18,7 @@ COPY . .
 # --locked: exactly the dependency versions of Cargo.lock, as CI builds them.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p orchestrator \
+    cargo build --release --locked -p orchestrator --no-default-features \
  && install -m 0755 target/release/ringmaster /usr/local/bin/ringmaster
 
 FROM debian:bookworm-slim

@@ -663,3 +663,34 @@ async fn a_restart_during_a_soak_restarts_its_clock_and_the_ring_still_passes() 
         assert_eq!(run.phase, Phase::Passed, "{run:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_store_and_refused_credentials_stop_the_daemon_instead_of_starting_over() {
+    // Issue 16: the failed rebuild used to be a warning, then fresh rollouts were created and
+    // the next start never rebuilt from the forge.
+    let w = world(&[]).await;
+    w.github.require_token(Some("another-token".into()));
+    let mut d = Daemon::start(&w.config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon kept running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    let mut stderr = Vec::new();
+    while let Some(l) = d.line(Duration::from_millis(200)).await {
+        stderr.push(l);
+    }
+    let stderr = stderr.join("\n");
+    assert!(
+        stderr.contains("rebuilding it from the forge")
+            && stderr.contains("stops rather than start"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("another-token") && !stderr.contains("e2e-token-not-secret"));
+    let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
+    assert!(store.rollouts().unwrap().is_empty(), "nothing started over");
+}

@@ -107,10 +107,23 @@ async fn drive<F: Forge, P: ClusterProbe, C: Clock>(
                 "the store was empty: rebuilt {n} rollout(s) from the forge's ringmaster PRs (unfinished soaks restart at 0)"
             ),
         ),
+        Err(e @ orchestrator::daemon::DaemonError::Forge(_)) => {
+            // Starting over instead would open fresh rollouts, and the next start would never
+            // rebuild: stop, not ready, with the reason.
+            let why = format!(
+                "the store is empty and rebuilding it from the forge's ringmaster PRs failed: {e};                  ringmaster stops rather than start every rollout over (fix the forge access and start it again)"
+            );
+            shared
+                .readiness()
+                .record(daemon.clock().now(), Err(why.clone()));
+            anyhow::bail!(why);
+        }
+        // No configuration yet (the passes say why) or a fetch that failed: not a rebuild
+        // that failed; the passes retry.
         Err(e) => log(
             "warn",
             &[],
-            &format!("could not rebuild state from the forge: {e}"),
+            &format!("could not rebuild state from the forge yet: {e}"),
         ),
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod daemon;
+#[cfg(feature = "demo")]
 mod demo;
 mod plan;
 mod prs;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unfreeze { who } => {
             daemon::control(&cli, daemon::Control::Unfreeze, who.as_deref())
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             no_fault,
             keep,
@@ -68,6 +70,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             keep: *keep,
             speed: *speed,
         }),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => anyhow::bail!(
+            "this ringmaster was built without the demo (cargo feature `demo`, on by default); `cargo run -p orchestrator -- demo` from a checkout runs it"
+        ),
         Command::Prs => prs::list(&cli),
         Command::Approve { rollout, ring, who } => {
             prs::approve(&cli, rollout, ring, who.as_deref())
