@@ -25,6 +25,8 @@ fn cluster(k8s: &str, addons: &[(&str, &str)]) -> Cluster {
         addons: addons.iter().map(|(n, x)| (n.to_string(), v(x))).collect(),
         policies: BTreeMap::new(),
         paused: None,
+        upgrade_nodes: None,
+        nodes: rings::model::NodeConvergence::Target,
         path: "clusters/c-1/cluster.yaml".into(),
         pos: rings::Pos::FILE,
     }

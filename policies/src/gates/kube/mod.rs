@@ -190,7 +190,8 @@ impl Conn {
     }
 }
 
-fn node_ready(n: &Node) -> bool {
+/// The node's `Ready` condition is `True`.
+pub(crate) fn node_ready(n: &Node) -> bool {
     n.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
