@@ -10,6 +10,7 @@ use policies::gates::kube::{
 };
 use policies::soak::Outcome;
 use rings::Version;
+use rings::model::NodeConvergence;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,24 +95,34 @@ async fn convergence_and_unreachable_clusters() {
         cluster.add_node("n1", true, "v1.32.4-eks-1a2b3c");
         let c = client(&cluster, tmp.path()).await;
         let target = Version::parse("1.33").unwrap();
+        let (all, skew) = (NodeConvergence::Target, NodeConvergence::Skew);
 
-        let o = kubernetes_converged(&c, &target).await;
+        let o = kubernetes_converged(&c, &target, all).await;
         assert_eq!(o.outcome, Outcome::Fail);
         assert_eq!(
             o.observed,
-            "control plane at v1.32.4-eks-1a2b3c, waiting for 1.33"
+            "control plane v1.32.4-eks-1a2b3c (target 1.33); 0/1 nodes at 1.33; node n1 kubelet v1.32.4-eks-1a2b3c"
         );
         cluster.set_version("v1.33.2-eks-9f8e7d");
         assert_eq!(
-            kubernetes_converged(&c, &target).await.outcome,
+            kubernetes_converged(&c, &target, skew).await.outcome,
             Outcome::Pass,
-            "kubelets may trail"
+            "with `skew`, kubelets may trail"
+        );
+        let o = kubernetes_converged(&c, &target, all).await;
+        assert_eq!(o.outcome, Outcome::Fail, "by default every node rolls");
+        assert_eq!(o.observed, "0/1 nodes at 1.33; node n1 kubelet v1.32.4-eks-1a2b3c");
+        cluster.add_node("n1", true, "v1.33.2-eks-9f8e7d");
+        let o = kubernetes_converged(&c, &target, all).await;
+        assert_eq!(
+            (o.outcome, o.observed.as_str()),
+            (Outcome::Pass, "control plane v1.33.2-eks-9f8e7d, 1/1 nodes at 1.33 and Ready")
         );
         cluster.add_node("n2", true, "v1.34.0");
-        let o = kubernetes_converged(&c, &target).await;
+        let o = kubernetes_converged(&c, &target, skew).await;
         assert_eq!(o.outcome, Outcome::Fail);
         assert!(
-            o.observed.contains("n2: kubelet v1.34.0 is ahead"),
+            o.observed.contains("node n2 kubelet v1.34.0 (ahead of control plane"),
             "{}",
             o.observed
         );
@@ -121,7 +132,7 @@ async fn convergence_and_unreachable_clusters() {
         for o in [
             nodes_ready(&c, 0.0).await,
             workloads_available(&c, &[]).await,
-            kubernetes_converged(&c, &target).await,
+            kubernetes_converged(&c, &target, all).await,
         ] {
             assert_eq!(o.outcome, Outcome::Inconclusive, "{}", o.observed);
         }

@@ -17,6 +17,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use policies::probe::{Probe, ProbeSettings, Targets};
+use rings::model::{NodeConvergence, Observe};
 
 /// Upper bound for one test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -692,4 +694,130 @@ fn the_binary_refuses_bad_faults_and_durations() {
     let (code, stderr) = run(&["--converge-after", "5 parsecs"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--converge-after"), "{stderr}");
+}
+
+/// One node as a client sees it: (name, kubelet, Ready, cordoned).
+type NodeSeen = (String, String, bool, bool);
+
+async fn nodes_seen(c: &Client) -> Vec<NodeSeen> {
+    Api::<Node>::all(c.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| {
+            let cordoned = n.spec.and_then(|s| s.unschedulable).unwrap_or(false);
+            let status = n.status.unwrap();
+            let ready = status
+                .conditions
+                .unwrap()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let kubelet = status.node_info.unwrap().kubelet_version;
+            (n.metadata.name.unwrap(), kubelet, ready, cordoned)
+        })
+        .collect()
+}
+
+/// Issue 15: after a control-plane upgrade the simulated nodes roll one at a time — cordoned,
+/// NotReady, then Ready at the new kubelet — so the old convergence rule (kubelets within skew,
+/// kept as `upgrade.nodes: skew`) says converged while a node is still out, and the soak's
+/// `nodes-ready` gate would fail; the default rule waits until every node rolled.
+#[tokio::test]
+async fn nodes_roll_one_at_a_time_and_convergence_waits_for_the_roll() {
+    bounded(async {
+        let (dir, config, gitops) = small_team();
+        let opts = SimOptions {
+            step_delay: Duration::from_millis(100),
+            ..options(&gitops, dir.path(), &[])
+        };
+        let fleet = SimFleet::start(opts).await.unwrap();
+        let loaded = rings::load(&config).unwrap();
+        let stg = loaded
+            .config
+            .fleet
+            .clusters
+            .iter()
+            .find(|c| c.id.as_str() == STG)
+            .unwrap()
+            .clone();
+        assert_eq!(stg.nodes, NodeConvergence::Target, "the default");
+        let skew = rings::model::Cluster {
+            nodes: NodeConvergence::Skew,
+            ..stg.clone()
+        };
+        let probe = Probe::new(ProbeSettings {
+            kubeconfig: Some(fleet.kubeconfig().to_path_buf()),
+            qps: 1000.0,
+            burst: 1000,
+            ..ProbeSettings::default()
+        });
+        let targets = Targets {
+            kubernetes: Some(rings::Version::parse("1.33").unwrap()),
+            ..Targets::default()
+        };
+        let none = Observe::default();
+        let c = client(fleet.kubeconfig(), STG).await;
+
+        commit_edit(&gitops, STG_FILE, |t| {
+            t.replace("kubernetesVersion: \"1.32\"", "kubernetesVersion: \"1.33\"")
+        });
+        let new = "v1.33.4-eks-1a2b3c";
+        let mut saw_cordoned = false;
+        let mut saw_not_ready = false;
+        let mut skew_converged_mid_roll = None;
+        let mut rolled = 0;
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let by_skew = probe.convergence(&skew, &targets, &none).await;
+            let by_target = probe.convergence(&stg, &targets, &none).await;
+            let nodes = nodes_seen(&c).await;
+            let out: Vec<&NodeSeen> = nodes.iter().filter(|n| !n.2 || n.3).collect();
+            assert!(out.len() <= 1, "more than one node out at once: {nodes:?}");
+            saw_cordoned |= nodes.iter().any(|n| n.2 && n.3);
+            saw_not_ready |= nodes.iter().any(|n| !n.2);
+            let now_rolled = nodes.iter().filter(|n| n.1 == new).count();
+            assert!(now_rolled >= rolled, "a node went back: {nodes:?}");
+            rolled = now_rolled;
+            if by_skew.converged && !by_target.converged && skew_converged_mid_roll.is_none() {
+                skew_converged_mid_roll = Some(by_target.behind.clone());
+            }
+            if by_target.converged {
+                // Read after the probe: the roll is over and stays over.
+                assert!(
+                    nodes.iter().all(|n| n.1 == new && n.2 && !n.3),
+                    "converged before the roll ended: {nodes:?}"
+                );
+                break;
+            }
+            assert!(
+                by_target.inconclusive.is_none(),
+                "{:?}",
+                by_target.inconclusive
+            );
+            assert!(
+                Instant::now() < deadline,
+                "never converged: {:?} / {nodes:?}",
+                by_target.behind
+            );
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+        assert!(saw_cordoned, "no node was seen cordoned while Ready");
+        assert!(saw_not_ready, "no node was seen NotReady");
+        let behind = skew_converged_mid_roll.expect("the skew rule never ran ahead of the roll");
+        assert!(
+            behind.iter().any(|b| b.ends_with("nodes at 1.33")),
+            "the count is shown: {behind:?}"
+        );
+        assert!(
+            behind
+                .iter()
+                .any(|b| b.contains("kubelet v1.32.4-eks-1a2b3c")
+                    || b.ends_with("not Ready")
+                    || b.ends_with("cordoned")),
+            "the node is named with why: {behind:?}"
+        );
+    })
+    .await;
 }

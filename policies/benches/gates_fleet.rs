@@ -128,6 +128,8 @@ fn cluster(i: usize) -> Result<Cluster, String> {
         addons: Default::default(),
         policies: Default::default(),
         paused: None,
+        upgrade_nodes: None,
+        nodes: rings::model::NodeConvergence::Target,
         path: format!("clusters/{id}/cluster.yaml"),
         pos: rings::Pos::FILE,
     })

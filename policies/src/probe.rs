@@ -528,7 +528,8 @@ impl Probe {
     }
 
     /// Whether `cluster` converged to `target`: the control plane at the target minor with
-    /// every kubelet within skew (when Kubernetes moves), each add-on's workload (from
+    /// every node at it and Ready, or every kubelet within skew (`cluster.nodes`, when
+    /// Kubernetes moves), each add-on's workload (from
     /// `observe`) running the target image tag and rolled out, each policy bundle's object
     /// reporting the target version. Anything that could not be read makes the answer
     /// inconclusive, never converged.
@@ -557,7 +558,7 @@ impl Probe {
         };
         let mut checks = Vec::new();
         if let Some(k) = &target.kubernetes {
-            checks.push(converge::kubernetes(&conn, &cp, k).await);
+            checks.push(converge::kubernetes(&conn, &cp, k, cluster.nodes).await);
         }
         for (name, version) in &target.addons {
             checks.push(match observe.addons.get(name) {

@@ -47,8 +47,10 @@ pub struct ClusterSteps {
     pub blocked: Option<Block>,
 }
 
-/// The Kubernetes steps from `from` to `to`: one minor per step. Intermediate targets are
-/// written `MAJOR.MINOR`; the last one is the release's text. Same minor → no step.
+/// The Kubernetes steps from `from` to `to`: one minor per step, upwards. Intermediate targets
+/// are written `MAJOR.MINOR`; the last one is the release's text. Same minor → no step. A lower
+/// minor is an error even with `rollback`: control planes are not downgraded (see
+/// [`control_plane_downgrade`]).
 pub fn kubernetes_steps(
     from: &Version,
     to: &Version,
@@ -64,18 +66,18 @@ pub fn kubernetes_steps(
     if fmin == tmin {
         return Ok(Vec::new());
     }
-    if tmin < fmin && !rollback {
-        return Err(format!(
-            "Kubernetes {from} is newer than the release's {to}; downgrades need `rollback: true` on the release"
-        ));
+    if tmin < fmin {
+        return Err(if rollback {
+            control_plane_downgrade(from, to)
+        } else {
+            format!(
+                "Kubernetes {from} is newer than the release's {to}; downgrades need `rollback: true` on the release"
+            )
+        });
     }
     let mut steps = Vec::new();
     let mut current = from.clone();
-    let minors: Vec<u64> = if tmin > fmin {
-        (fmin + 1..=tmin).collect()
-    } else {
-        (tmin..fmin).rev().collect()
-    };
+    let minors: Vec<u64> = (fmin + 1..=tmin).collect();
     for (i, m) in minors.iter().enumerate() {
         let next = if i + 1 == minors.len() {
             to.clone()
@@ -86,6 +88,17 @@ pub fn kubernetes_steps(
         current = next;
     }
     Ok(steps)
+}
+
+/// Why a `rollback: true` release cannot lower a control plane's minor: EKS, AKS and GKE do not
+/// downgrade a control plane, and an upstream cluster's etcd data is not meant to go back
+/// either. Add-ons and policy bundles may still roll back.
+fn control_plane_downgrade(from: &Version, to: &Version) -> String {
+    format!(
+        "Kubernetes {from} → {to} would downgrade the control plane, which managed control planes \
+         (EKS, AKS, GKE) cannot do, `rollback: true` or not; remove `kubernetes:` from the release \
+         (its add-ons and policy bundles can still roll back)"
+    )
 }
 
 /// A non-Kubernetes component's change: `None` when already at the target (compared on the
@@ -137,11 +150,22 @@ pub fn kubelet_skew(control_plane: &Version, kubelet: &Version) -> Result<(), St
 /// step when Kubernetes does not move. Components the cluster does not run are not added.
 pub fn cluster_steps(release: &Release, cluster: &Cluster) -> ClusterSteps {
     let mut refusals = Vec::new();
+    // A rollback that would lower the control plane is a mistake in the release, not a cluster
+    // to leave out: the ring waits, naming the cluster, until the release is fixed.
+    let mut refuses_ring = false;
     let mut k8s = Vec::new();
     if let Some(target) = &release.kubernetes {
         match kubernetes_steps(&cluster.kubernetes, target, release.rollback) {
             Ok(s) => k8s = s,
-            Err(e) => refusals.push(e),
+            Err(e) => {
+                refuses_ring |=
+                    release.rollback && target.major_minor() < cluster.kubernetes.major_minor();
+                refusals.push(if refuses_ring {
+                    format!("release `{}` (rollback: true): {e}", release.name)
+                } else {
+                    e
+                });
+            }
         }
     }
     let mut others = Vec::new();
@@ -197,7 +221,7 @@ pub fn cluster_steps(release: &Release, cluster: &Cluster) -> ClusterSteps {
             steps: Vec::new(),
             blocked: Some(Block {
                 reason: refusals.join("; "),
-                blocks_ring: false,
+                blocks_ring: refuses_ring,
             }),
         };
     }

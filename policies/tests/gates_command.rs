@@ -26,6 +26,8 @@ fn cluster(id: &str) -> Cluster {
         addons: BTreeMap::new(),
         policies: BTreeMap::new(),
         paused: None,
+        upgrade_nodes: None,
+        nodes: rings::model::NodeConvergence::Target,
         path: format!("clusters/{id}/cluster.yaml"),
         pos: rings::Pos::FILE,
     }

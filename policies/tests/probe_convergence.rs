@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use integration::kube::FakeCluster;
 use policies::probe::Targets;
 use rings::Version;
-use rings::model::{Observe, ResourceRef, WorkloadKind, WorkloadRef};
+use rings::model::{Cluster, NodeConvergence, Observe, ResourceRef, WorkloadKind, WorkloadRef};
 use serde_json::json;
 use support::{MiniApi, TEST_TIMEOUT, cluster, fast, probe};
 
@@ -66,7 +66,11 @@ async fn kubernetes_and_addons_converge_fall_behind_and_go_dark() {
         fake.add_node("n2", true, "v1.33.2-eks-1");
         fake.add_deployment("kube-system", "coredns", 2, 2, "registry.k8s.example/coredns:v1.11.4-eksbuild.1");
         fake.add_daemonset("kube-system", "aws-node", 3, 3, "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2-eksbuild.1@sha256:0123");
-        let c = cluster("aws-use1-prod-01", "1.33");
+        // Node pools upgraded separately (`upgrade.nodes: skew`): kubelets may trail.
+        let c = Cluster {
+            nodes: NodeConvergence::Skew,
+            ..cluster("aws-use1-prod-01", "1.33")
+        };
         let p = probe(tmp.path(), &[("aws-use1-prod-01", fake.url())], fast());
         let observe = observe_addons(&[
             ("coredns", WorkloadKind::Deployment, "coredns", None),
@@ -140,6 +144,107 @@ async fn kubernetes_and_addons_converge_fall_behind_and_go_dark() {
         assert!(
             conv.inconclusive.as_deref().unwrap().contains("aws-use1-prod-01"),
             "{conv:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Issue 15: a soak started while nodes were still being replaced and `nodes-ready` halted
+/// the ring. By default a Kubernetes step converges only once every node runs the target minor
+/// and is Ready and schedulable; `upgrade.nodes: skew` keeps the kubelets-within-skew rule.
+#[tokio::test]
+async fn a_kubernetes_step_waits_for_every_node_unless_the_cluster_says_skew() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeCluster::start().await.unwrap();
+        let old = "v1.32.4-eks-1a2b3c";
+        let new = "v1.33.4-eks-1a2b3c";
+        fake.set_version(old);
+        for i in 1..=6 {
+            fake.add_node(&format!("n{i}"), true, old);
+        }
+        let id = "prd-aws-use1-canary";
+        let c = cluster(id, "1.32");
+        assert_eq!(c.nodes, NodeConvergence::Target);
+        let skew = Cluster {
+            nodes: NodeConvergence::Skew,
+            ..c.clone()
+        };
+        let p = probe(tmp.path(), &[(id, fake.url())], fast());
+        let t = targets(Some("1.33"), &[], &[]);
+        let none = Observe::default();
+
+        // Nothing moved yet: the control plane, the count, five nodes named, the rest counted.
+        let conv = p.convergence(&c, &t, &none).await;
+        assert!(!conv.converged);
+        assert_eq!(
+            conv.behind,
+            [
+                "control plane v1.32.4-eks-1a2b3c (target 1.33)".to_owned(),
+                "0/6 nodes at 1.33".to_owned(),
+                format!("node n1 kubelet {old}"),
+                format!("node n2 kubelet {old}"),
+                format!("node n3 kubelet {old}"),
+                format!("node n4 kubelet {old}"),
+                format!("node n5 kubelet {old}"),
+                "and 1 more nodes not done".to_owned(),
+            ]
+        );
+
+        // The control plane is upgraded; the roll is under way: four nodes replaced, the fifth
+        // back at 1.33 but not Ready yet, the sixth still at 1.32.
+        fake.set_version(new);
+        for i in 1..=4 {
+            fake.add_node(&format!("n{i}"), true, new);
+        }
+        fake.add_node("n5", false, new);
+        let conv = p.convergence(&c, &t, &none).await;
+        assert!(!conv.converged);
+        assert_eq!(conv.inconclusive, None);
+        assert_eq!(
+            conv.behind,
+            [
+                "4/6 nodes at 1.33".to_owned(),
+                "node n5 not Ready".to_owned(),
+                format!("node n6 kubelet {old}"),
+            ]
+        );
+        // The old rule took this for converged: the soak started mid-roll.
+        let conv = p.convergence(&skew, &t, &none).await;
+        assert!(conv.converged, "skew keeps the old rule: {conv:?}");
+
+        // Ready but still cordoned is not done either.
+        fake.set_node_ready("n5", true);
+        fake.set_node_cordoned("n5", true);
+        let conv = p.convergence(&c, &t, &none).await;
+        assert_eq!(
+            conv.behind,
+            [
+                "4/6 nodes at 1.33".to_owned(),
+                "node n5 cordoned".to_owned(),
+                format!("node n6 kubelet {old}"),
+            ]
+        );
+
+        // Every node at the target minor, Ready and schedulable: converged.
+        fake.set_node_cordoned("n5", false);
+        fake.add_node("n6", true, new);
+        let conv = p.convergence(&c, &t, &none).await;
+        assert!(conv.converged, "{conv:?}");
+        assert!(conv.behind.is_empty());
+
+        // A node ahead of the target minor is not at it (and outside skew too).
+        fake.add_node("n7", true, "v1.34.0");
+        let conv = p.convergence(&c, &t, &none).await;
+        assert_eq!(
+            conv.behind,
+            ["6/7 nodes at 1.33", "node n7 kubelet v1.34.0"]
+        );
+        let conv = p.convergence(&skew, &t, &none).await;
+        assert_eq!(
+            conv.behind,
+            ["node n7 kubelet v1.34.0 (ahead of control plane v1.33.4-eks-1a2b3c)"]
         );
     })
     .await

@@ -437,8 +437,53 @@ pub struct Ring {
     pub gates: Vec<GateName>,
     /// Gates evaluated once before the PR opens.
     pub preflight: Vec<GateName>,
+    /// When a Kubernetes step counts as converged on its clusters' nodes (`upgrade.nodes`),
+    /// unless a cluster's registry entry says otherwise.
+    pub nodes: NodeConvergence,
     /// Where its name is written in the ring file.
     pub pos: crate::diag::Pos,
+}
+
+/// When a Kubernetes step has converged on a cluster's nodes (`upgrade.nodes` on a ring or a
+/// registry entry; the entry wins). The control plane must be at the target minor either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeConvergence {
+    /// Every node runs the target minor, is Ready and schedulable: the soak starts once the
+    /// node roll is over, not while nodes are still being replaced.
+    #[default]
+    Target,
+    /// Every kubelet is within the skew policy of the control plane (never ahead, at most
+    /// three minors behind): for node pools upgraded separately from the control plane.
+    Skew,
+}
+
+impl NodeConvergence {
+    /// Accepted spellings.
+    pub const NAMES: [&'static str; 2] = ["target", "skew"];
+
+    /// Parse `target` or `skew`.
+    pub fn parse(text: &str) -> Option<NodeConvergence> {
+        Some(match text {
+            "target" => NodeConvergence::Target,
+            "skew" => NodeConvergence::Skew,
+            _ => return None,
+        })
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeConvergence::Target => "target",
+            NodeConvergence::Skew => "skew",
+        }
+    }
+}
+
+impl fmt::Display for NodeConvergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Who merges a ring's PR.
@@ -875,6 +920,12 @@ pub struct Cluster {
     pub policies: BTreeMap<String, Version>,
     /// `Some(reason)` when upgrades are paused.
     pub paused: Option<String>,
+    /// `upgrade.nodes` as the registry entry writes it (`None`: the ring decides).
+    pub upgrade_nodes: Option<NodeConvergence>,
+    /// When a Kubernetes step has converged on its nodes: `upgrade_nodes`, else its ring's
+    /// `upgrade.nodes`, else [`NodeConvergence::Target`] (resolved when the configuration is
+    /// loaded, from the ring the cluster is in then).
+    pub nodes: NodeConvergence,
     /// Path of its registry file in the repository.
     pub path: String,
     /// Where `clusterId` is written in that file.

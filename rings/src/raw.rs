@@ -300,6 +300,20 @@ pub struct RawRing {
     /// Gate names evaluated once before the PR opens.
     #[serde(default)]
     pub preflight: Vec<S<String>>,
+    /// Upgrade settings of the ring's clusters; a registry entry's own `upgrade:` wins.
+    #[serde(default)]
+    pub upgrade: Option<S<RawRingUpgrade>>,
+}
+
+/// `upgrade:` on a ring.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRingUpgrade {
+    /// When a Kubernetes step counts as converged on the nodes: `target` (default: every node
+    /// runs the target minor and is Ready) or `skew` (every kubelet within the skew policy;
+    /// node pools are upgraded separately).
+    #[serde(default)]
+    pub nodes: Option<S<String>>,
 }
 
 /// `window:`.
@@ -489,4 +503,8 @@ pub struct RawUpgrade {
     /// Why (required when paused).
     #[serde(default)]
     pub reason: Option<String>,
+    /// `target` or `skew`, as on a ring's `upgrade.nodes`; wins over the ring's. Default: the
+    /// ring's.
+    #[serde(default)]
+    pub nodes: Option<S<String>>,
 }

@@ -620,3 +620,81 @@ fn the_webhook_secret_comes_from_env_or_file_never_both() {
         "{text}"
     );
 }
+
+#[test]
+fn node_convergence_is_the_clusters_then_the_rings() {
+    use rings::model::NodeConvergence;
+    let rings = RINGS.replace(
+        "  - name: prod\n    selector: { environment: prod }\n",
+        "  - name: prod\n    selector: { environment: prod }\n    upgrade: { nodes: skew }\n",
+    );
+    let target = format!(
+        "{}upgrade: {{ nodes: target }}\n",
+        cluster("prod-2", "prod")
+    );
+    let f = Fixture::new(&[
+        ("rings.yaml", Some(&rings)),
+        ("gitops/clusters/prod-2/cluster.yaml", Some(&target)),
+    ]);
+    let loaded = rings::load(&f.config()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{}", f.report());
+    let config = &loaded.config;
+    let ring_nodes: Vec<_> = config.ring_set.rings.iter().map(|r| r.nodes).collect();
+    assert_eq!(
+        ring_nodes,
+        [NodeConvergence::Target, NodeConvergence::Skew],
+        "a ring without `upgrade:` waits for every node"
+    );
+    let nodes = |id: &str| {
+        let c = config
+            .fleet
+            .clusters
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .unwrap();
+        (c.upgrade_nodes, c.nodes)
+    };
+    assert_eq!(nodes("stg-1"), (None, NodeConvergence::Target));
+    assert_eq!(nodes("prod-1"), (None, NodeConvergence::Skew), "the ring's");
+    assert_eq!(
+        nodes("prod-2"),
+        (Some(NodeConvergence::Target), NodeConvergence::Target),
+        "the cluster's wins"
+    );
+}
+
+#[test]
+fn node_convergence_errors() {
+    let rings = RINGS
+        .replace(
+            "    soak: 1h\n",
+            "    soak: 1h\n    upgrade: { nodes: skw }\n",
+        )
+        .replace(
+            "  - name: prod\n    selector: { environment: prod }\n",
+            "  - name: prod\n    selector: { environment: prod }\n    upgrade:\n      node: skew\n",
+        );
+    let always = format!(
+        "{}upgrade: {{ nodes: always }}\n",
+        cluster("prod-2", "prod")
+    );
+    let r = case(
+        "node_convergence",
+        &[
+            ("rings.yaml", Some(&rings)),
+            ("gitops/clusters/prod-2/cluster.yaml", Some(&always)),
+        ],
+    );
+    assert!(
+        r.contains(
+            "<dir>/rings.yaml:8:23: error: upgrade.nodes `skw` must be `target` or `skew` (did you mean `skew`?)"
+        ),
+        "{r}"
+    );
+    assert!(r.contains("<dir>/rings.yaml:13:7"), "{r}");
+    assert!(r.contains("did you mean `nodes`?"), "{r}");
+    assert!(
+        r.contains("clusters/prod-2/cluster.yaml:8:19: error: upgrade.nodes `always` must be `target` or `skew`"),
+        "{r}"
+    );
+}

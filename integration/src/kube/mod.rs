@@ -120,6 +120,13 @@ impl FakeCluster {
         lock(&self.shared).set_node_ready(name, ready);
     }
 
+    /// Cordons (`spec.unschedulable: true` and the `node.kubernetes.io/unschedulable`
+    /// NoSchedule taint, as `kubectl cordon` leaves it) or uncordons a node; unknown nodes are
+    /// ignored.
+    pub fn set_node_cordoned(&self, name: &str, cordoned: bool) {
+        lock(&self.shared).set_node_cordoned(name, cordoned);
+    }
+
     /// Adds (or replaces) a deployment labelled `app=<name>` whose single container runs `image`.
     pub fn add_deployment(&self, ns: &str, name: &str, replicas: i32, available: i32, image: &str) {
         let d = model::deployment(ns, name, replicas, available, image);

@@ -12,11 +12,15 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, Node,
     NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus, PodTemplateSpec,
+    Taint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use serde_json::Value;
 
 use super::ResourceKind;
+
+/// The taint `kubectl cordon` (and the node controller) puts on an unschedulable node.
+const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 
 #[derive(Debug)]
 pub(super) struct Model {
@@ -178,6 +182,35 @@ impl Model {
         {
             *c = ready_condition(ready);
         }
+        self.upsert_node(node);
+    }
+
+    pub fn set_node_cordoned(&mut self, name: &str, cordoned: bool) {
+        let Some(node) = self
+            .nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+        else {
+            return;
+        };
+        let mut node = node.clone();
+        let spec = node.spec.get_or_insert_with(NodeSpec::default);
+        let mut taints: Vec<Taint> = spec
+            .taints
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.key != UNSCHEDULABLE_TAINT)
+            .collect();
+        if cordoned {
+            taints.push(Taint {
+                key: UNSCHEDULABLE_TAINT.to_owned(),
+                effect: "NoSchedule".to_owned(),
+                ..Taint::default()
+            });
+        }
+        spec.unschedulable = cordoned.then_some(true);
+        spec.taints = (!taints.is_empty()).then_some(taints);
         self.upsert_node(node);
     }
 

@@ -344,8 +344,9 @@ impl SimCluster {
 }
 
 /// The convergence of one generation: after `converge_after`, the control plane, then each
-/// node (NotReady, then Ready with the new kubelet), then the add-ons, then the policy
-/// bundles, `step_delay` apart.
+/// node in turn (cordoned, NotReady half a `step_delay` later, Ready with the new kubelet and
+/// schedulable again after another half), then the add-ons, then the policy bundles,
+/// `step_delay` apart.
 async fn converge(cluster: Arc<SimCluster>, generation: u64) {
     let Timing {
         converge_after,
@@ -370,8 +371,12 @@ async fn converge(cluster: Arc<SimCluster>, generation: u64) {
         if kubelet == target {
             continue;
         }
+        // Cordoned and drained, then down while its replacement boots, then back Ready at the
+        // new kubelet: one node at a time, as a managed node group rolls.
         let restart = NodeRestart::begin(&cluster.fake, name, target.clone());
-        tokio::time::sleep(step_delay).await;
+        tokio::time::sleep(step_delay / 2).await;
+        restart.go_down();
+        tokio::time::sleep(step_delay / 2).await;
         drop(restart);
         tokio::time::sleep(step_delay).await;
     }
@@ -389,8 +394,10 @@ async fn converge(cluster: Arc<SimCluster>, generation: u64) {
     }
 }
 
-/// A node being replaced: NotReady while this lives, Ready with the new kubelet once dropped
-/// — also when the convergence is cancelled half-way, so no node stays NotReady.
+/// A node being replaced: cordoned (still Ready, old kubelet) from [`NodeRestart::begin`],
+/// NotReady from [`NodeRestart::go_down`], Ready and schedulable with the new kubelet once
+/// dropped — also when the convergence is cancelled half-way, so no node stays NotReady or
+/// cordoned.
 struct NodeRestart<'a> {
     fake: &'a FakeCluster,
     node: String,
@@ -399,12 +406,16 @@ struct NodeRestart<'a> {
 
 impl<'a> NodeRestart<'a> {
     fn begin(fake: &'a FakeCluster, node: String, kubelet: String) -> NodeRestart<'a> {
-        fake.set_node_ready(&node, false);
+        fake.set_node_cordoned(&node, true);
         NodeRestart {
             fake,
             node,
             kubelet,
         }
+    }
+
+    fn go_down(&self) {
+        self.fake.set_node_ready(&self.node, false);
     }
 }
 

@@ -5,8 +5,9 @@
 //! on loopback, plus one Prometheus metrics listener per cluster, and writes a kubeconfig with
 //! one context per cluster. It then polls the base branch (git2; the registry is re-read only
 //! when the head moves) and, `converge_after` after a cluster's versions change, converges it
-//! in stages `step_delay` apart: the control plane, then each node in turn (NotReady, then
-//! Ready with the new kubelet), then the add-ons, then the policy bundles. Faults
+//! in stages `step_delay` apart: the control plane, then each node in turn (cordoned, then
+//! NotReady, then Ready and schedulable with the new kubelet — one node at a time, as a managed
+//! node group rolls), then the add-ons, then the policy bundles. Faults
 //! ([`FaultKind`]) apply from the start or once a cluster has converged to a Kubernetes minor.
 //! Everything stops when the [`SimFleet`] is dropped.
 //!
@@ -19,7 +20,10 @@
 //!   provider's style — `v1.33.4-eks-1a2b3c` on `provider: aws` / `service: eks`, `v1.33.2` on
 //!   `azure` / `aks`, `v1.33.1` elsewhere; the registry's patch is used when it names one.
 //! - **Nodes**: [`NODE_COUNT`] nodes `<clusterId>-node-1` … `-node-3`, Ready, kubelet version
-//!   equal to the control plane's `gitVersion`.
+//!   equal to the control plane's `gitVersion`. When the minor moves, each node in turn is
+//!   cordoned (`spec.unschedulable`, taint `node.kubernetes.io/unschedulable:NoSchedule`),
+//!   then NotReady, then Ready and schedulable at the new kubelet: at most one node is out at
+//!   a time, and a roll of the three takes about `3 × 2 × step_delay`.
 //! - **Add-ons**: each add-on `<name>` of the registry entry is a Deployment `<name>` in
 //!   namespace `kube-system`, labelled `app=<name>`, [`ADDON_REPLICAS`] replicas all
 //!   available, one container named `<name>` with image

@@ -150,3 +150,39 @@ fn a_blocked_ring_stops_the_forecast_of_later_rings() {
         Some("waits for ring `sandbox`, which is blocked")
     );
 }
+
+/// Issue 16 item 7: the plan of a `rollback: true` release that would lower a control plane
+/// shows the ring blocked, naming the cluster and the versions.
+#[test]
+fn a_rollback_that_lowers_a_control_plane_blocks_its_ring() {
+    let (_dir, mut config) = example();
+    let mut release = config.release("k8s-1.33").unwrap().clone();
+    release.name = rings::ReleaseName::new("k8s-1.32-rollback").unwrap();
+    release.kubernetes = Some(rings::Version::parse("1.32").unwrap());
+    release.rollback = true;
+    config.releases.push(release);
+    let p = plan(
+        &config,
+        utc("2026-11-24T17:00:00Z"),
+        Some("k8s-1.32-rollback"),
+    );
+    let sandbox = ring(&p, "k8s-1.32-rollback", "sandbox");
+    let ahead = sandbox
+        .clusters
+        .iter()
+        .find(|c| c.cluster_id == "azr-weu-sbx-01")
+        .unwrap();
+    let why = ahead.blocked.as_deref().unwrap();
+    assert!(
+        why.contains("1.33 → 1.32 would downgrade the control plane"),
+        "{why}"
+    );
+    let note = sandbox.forecast_note.as_deref().unwrap();
+    assert!(
+        note.starts_with(
+            "blocked: azr-weu-sbx-01: release `k8s-1.32-rollback` (rollback: true): Kubernetes 1.33"
+        ),
+        "{note}"
+    );
+    assert_eq!(sandbox.forecast.pr_open, None, "no PR opens");
+}

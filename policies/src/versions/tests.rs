@@ -25,6 +25,8 @@ fn cluster(k8s: &str, addons: &[(&str, &str)]) -> Cluster {
         addons: addons.iter().map(|(n, x)| (n.to_string(), v(x))).collect(),
         policies: BTreeMap::new(),
         paused: None,
+        upgrade_nodes: None,
+        nodes: rings::model::NodeConvergence::Target,
         path: "clusters/c-1/cluster.yaml".into(),
         pos: rings::Pos::FILE,
     }
@@ -87,10 +89,12 @@ fn kubernetes_moves_one_minor_per_step() {
 fn kubernetes_never_goes_down_without_rollback() {
     let err = kubernetes_steps(&v("1.33"), &v("1.32"), false).unwrap_err();
     assert!(err.contains("rollback: true"), "{err}");
-    let down = kubernetes_steps(&v("1.33"), &v("1.31"), true).unwrap();
-    assert_eq!(down.len(), 2);
-    assert_eq!(down[0].1.to_string(), "1.32");
-    assert_eq!(down[1].1.to_string(), "1.31");
+    // Not with `rollback: true` either (issue 16): control planes do not go back.
+    let err = kubernetes_steps(&v("1.33"), &v("1.31"), true).unwrap_err();
+    assert!(
+        err.contains("1.33 → 1.31 would downgrade the control plane"),
+        "{err}"
+    );
     assert!(kubernetes_steps(&v("1.33"), &v("2.0"), false).is_err());
 }
 
@@ -191,4 +195,41 @@ fn a_cluster_ahead_of_the_release_is_left_alone_with_a_reason() {
         "{}",
         block.reason
     );
+}
+
+/// Issue 16 item 7: `rollback: true` planned control-plane downgrades although EKS and AKS
+/// cannot do them. The ring is refused, naming the release and the versions (the ring and the
+/// cluster are named by the plan and the daemon around the reason); add-ons still roll back.
+#[test]
+fn a_rollback_never_lowers_a_control_plane() {
+    let c = cluster("1.33.2", &[("coredns", "1.11.4")]);
+    let rollback = Release {
+        rollback: true,
+        ..release(Some("1.32"), &[("coredns", "1.11.3")])
+    };
+    let plan = cluster_steps(&rollback, &c);
+    assert!(plan.steps.is_empty());
+    let block = plan.blocked.unwrap();
+    assert!(block.blocks_ring, "a refused rollback holds the ring");
+    assert_eq!(
+        block.reason,
+        "release `r` (rollback: true): Kubernetes 1.33.2 → 1.32 would downgrade the control plane, \
+         which managed control planes (EKS, AKS, GKE) cannot do, `rollback: true` or not; remove \
+         `kubernetes:` from the release (its add-ons and policy bundles can still roll back)"
+    );
+
+    // The same release without `kubernetes:`: the add-on goes back.
+    let addons_only = Release {
+        rollback: true,
+        ..release(None, &[("coredns", "1.11.3")])
+    };
+    let plan = cluster_steps(&addons_only, &c);
+    assert_eq!(plan.blocked, None);
+    assert_eq!(texts(&plan.steps), [["addon/coredns 1.11.4 -> 1.11.3"]]);
+    // Same minor, lower patch: nothing to do for Kubernetes, no refusal.
+    let same_minor = Release {
+        rollback: true,
+        ..release(Some("1.33.1"), &[("coredns", "1.11.3")])
+    };
+    assert_eq!(cluster_steps(&same_minor, &c).blocked, None);
 }

@@ -37,6 +37,8 @@ pub fn cluster(id: &str, kubernetes: &str) -> Cluster {
         addons: BTreeMap::new(),
         policies: BTreeMap::new(),
         paused: None,
+        upgrade_nodes: None,
+        nodes: rings::model::NodeConvergence::Target,
         path: format!("clusters/{id}/cluster.yaml"),
         pos: rings::Pos::FILE,
     }

@@ -124,10 +124,11 @@ pub fn load_with(
         }
     };
 
-    let (Some(ring_set), Some(fleet)) = (ring_set, fleet) else {
+    let (Some(ring_set), Some(mut fleet)) = (ring_set, fleet) else {
         return Err(diags);
     };
     let membership = membership(&settings.gitops, &rings_file, &ring_set, &fleet, &mut diags);
+    resolve_node_convergence(&ring_set, &mut fleet, &membership);
     coverage(&rings_file, &ring_set, &fleet, &membership, &mut diags);
 
     if diags.has_errors() {
@@ -209,6 +210,33 @@ fn expand_home(base: &Path, p: &str) -> PathBuf {
             std::env::var_os("HOME").map_or_else(|| base.join(p), |h| PathBuf::from(h).join(rest))
         }
         None => base.join(p),
+    }
+}
+
+/// `upgrade.nodes` (on a ring or a registry entry): `target` or `skew`.
+fn node_convergence(file: &str, v: &S<String>, diags: &mut Diagnostics) -> Option<NodeConvergence> {
+    let parsed = NodeConvergence::parse(&v.value);
+    if parsed.is_none() {
+        let msg = format!("upgrade.nodes `{}` must be `target` or `skew`", v.value);
+        let hint = match did_you_mean(&v.value, NodeConvergence::NAMES) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => "`target`: every node at the target minor and Ready (the default); `skew`: \
+                     kubelets within the skew policy, for node pools upgraded separately"
+                .to_owned(),
+        };
+        diags.error_hint(file, pos(v), msg, hint);
+    }
+    parsed
+}
+
+/// Each cluster's [`Cluster::nodes`]: its registry entry's `upgrade.nodes`, else its ring's.
+fn resolve_node_convergence(ring_set: &RingSet, fleet: &mut Fleet, membership: &[Vec<usize>]) {
+    for (ring, members) in ring_set.rings.iter().zip(membership) {
+        for &ci in members {
+            if let Some(c) = fleet.clusters.get_mut(ci) {
+                c.nodes = c.upgrade_nodes.unwrap_or(ring.nodes);
+            }
+        }
     }
 }
 

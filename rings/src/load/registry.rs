@@ -301,6 +301,11 @@ pub(super) fn cluster(
         },
         _ => None,
     };
+    let upgrade_nodes = raw
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.value.nodes.as_ref())
+        .and_then(|n| node_convergence(file, n, diags));
     if diags.errors().count() > before {
         return None;
     }
@@ -320,6 +325,8 @@ pub(super) fn cluster(
         addons,
         policies,
         paused,
+        upgrade_nodes,
+        nodes: upgrade_nodes.unwrap_or_default(),
         path: path.to_owned(),
         pos: pos(&raw.cluster_id),
     })

@@ -159,6 +159,12 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
         };
         let gates_used = gate_refs(&r.gates, diags);
         let preflight = gate_refs(&r.preflight, diags);
+        let nodes = r
+            .upgrade
+            .as_ref()
+            .and_then(|u| u.value.nodes.as_ref())
+            .and_then(|n| node_convergence(file, n, diags))
+            .unwrap_or_default();
         rings.push(Ring {
             name,
             position: i + 1,
@@ -170,6 +176,7 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
             soak,
             gates: gates_used,
             preflight,
+            nodes,
             pos: p,
         });
     }

@@ -1,5 +1,6 @@
 //! Convergence (DESIGN §6): after a merge, does the cluster run what the step promised? The
-//! control plane at the target minor with every kubelet within skew, each add-on's workload
+//! control plane at the target minor with every node rolled to it and Ready (or, for node
+//! pools upgraded separately, every kubelet within skew), each add-on's workload
 //! running the target image tag (and done rolling out), each policy bundle reporting the
 //! target version where `observe:` says to look.
 //!
@@ -7,13 +8,15 @@
 //! [`Check::Inconclusive`] (could not tell: unreachable, unreadable, ambiguous).
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, Node, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject};
 use rings::Version;
-use rings::model::{ResourceRef, WorkloadKind, WorkloadRef};
+use rings::model::{NodeConvergence, ResourceRef, WorkloadKind, WorkloadRef};
 
-use super::{Conn, NAMED, discover, json_path, kubelet_version, list_nodes, value_text};
+use super::{
+    Conn, NAMED, discover, json_path, kubelet_version, list_nodes, node_ready, value_text,
+};
 use crate::versions::MAX_KUBELET_TRAIL_MINORS;
 
 /// What one convergence check found.
@@ -69,20 +72,91 @@ pub fn choose_container<'a>(
     }
 }
 
-/// The control plane (`cp`, as read from `/version`) is at `target`'s minor and every kubelet
-/// is within the skew policy (never ahead of the control plane, at most three minors behind).
-pub async fn kubernetes(conn: &Conn, cp: &Version, target: &Version) -> Check {
+/// Whether a Kubernetes step has converged: the control plane (`cp`, as read from `/version`)
+/// is at `target`'s minor, and the nodes are done as `nodes` says — with
+/// [`NodeConvergence::Target`] every node runs the target minor, is Ready and is not cordoned
+/// (a node being replaced is not done, so the soak never starts mid-roll); with
+/// [`NodeConvergence::Skew`] every kubelet is within the skew policy (never ahead of the control
+/// plane, at most three minors behind).
+pub async fn kubernetes(
+    conn: &Conn,
+    cp: &Version,
+    target: &Version,
+    nodes: NodeConvergence,
+) -> Check {
     let mut behind = Vec::new();
     if cp.major_minor() != target.major_minor() {
         behind.push(format!("control plane {cp} (target {target})"));
     }
-    let nodes = match list_nodes(conn).await {
+    let listed = match list_nodes(conn).await {
         Ok(n) => n,
         Err(e) => return Check::Inconclusive(e),
     };
+    let seen = match nodes {
+        NodeConvergence::Target => nodes_at_target(&listed, target),
+        NodeConvergence::Skew => nodes_within_skew(&listed, cp),
+    };
+    if behind.is_empty() && seen.off.is_empty() {
+        return Check::Converged(format!("control plane {cp}, {}", seen.summary));
+    }
+    if nodes == NodeConvergence::Target {
+        behind.push(seen.summary);
+    }
+    let more = seen.off.len().saturating_sub(NAMED);
+    behind.extend(seen.off.into_iter().take(NAMED));
+    if more > 0 {
+        behind.push(format!("and {more} more {}", seen.more));
+    }
+    Check::Behind(behind)
+}
+
+/// What one node rule found: a summary for people, the nodes not done (each with why), and
+/// how the ones beyond [`NAMED`] are counted.
+struct NodesSeen {
+    summary: String,
+    off: Vec<String>,
+    more: &'static str,
+}
+
+/// Every node at `target`'s minor, Ready and schedulable; the summary counts the done ones
+/// (`4/6 nodes at 1.33`).
+fn nodes_at_target(nodes: &[Node], target: &Version) -> NodesSeen {
+    let (tmaj, tmin) = target.major_minor();
+    let mut off = Vec::new();
+    for n in nodes {
+        let name = n.metadata.name.as_deref().unwrap_or("");
+        let kubelet = match kubelet_version(n) {
+            Ok(k) => k,
+            Err(e) => {
+                off.push(format!("node {name}: {e}"));
+                continue;
+            }
+        };
+        if kubelet.major_minor() != (tmaj, tmin) {
+            off.push(format!("node {name} kubelet {kubelet}"));
+        } else if !node_ready(n) {
+            off.push(format!("node {name} not Ready"));
+        } else if node_cordoned(n) {
+            off.push(format!("node {name} cordoned"));
+        }
+    }
+    let done = nodes.len() - off.len();
+    let mut summary = format!("{done}/{} nodes at {tmaj}.{tmin}", nodes.len());
+    if off.is_empty() {
+        summary.push_str(" and Ready");
+    }
+    NodesSeen {
+        summary,
+        off,
+        more: "nodes not done",
+    }
+}
+
+/// Every kubelet within the skew policy of the control plane `cp`.
+fn nodes_within_skew(nodes: &[Node], cp: &Version) -> NodesSeen {
     let (cmaj, cmin) = cp.major_minor();
     let mut off = Vec::new();
-    for n in &nodes {
+    for n in nodes {
         let name = n.metadata.name.as_deref().unwrap_or("");
         match kubelet_version(n) {
             Ok(k) => {
@@ -101,19 +175,19 @@ pub async fn kubernetes(conn: &Conn, cp: &Version, target: &Version) -> Check {
             Err(e) => off.push(format!("node {name}: {e}")),
         }
     }
-    let more = off.len().saturating_sub(NAMED);
-    behind.extend(off.into_iter().take(NAMED));
-    if more > 0 {
-        behind.push(format!("and {more} more nodes outside the skew policy"));
+    NodesSeen {
+        summary: format!("{} nodes within skew", nodes.len()),
+        off,
+        more: "nodes outside the skew policy",
     }
-    if behind.is_empty() {
-        Check::Converged(format!(
-            "control plane {cp}, {} nodes within skew",
-            nodes.len()
-        ))
-    } else {
-        Check::Behind(behind)
-    }
+}
+
+/// A cordoned node (`spec.unschedulable`): drained for its replacement, not done.
+fn node_cordoned(n: &Node) -> bool {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
 }
 
 /// What convergence reads of a workload: its metadata, pod template and how far its rollout is

@@ -20,7 +20,6 @@ use rings::Version;
 
 use super::Observation;
 use crate::ratelimit::TokenBucket;
-use crate::versions::kubelet_skew;
 
 pub mod converge;
 pub mod removed;
@@ -190,7 +189,8 @@ impl Conn {
     }
 }
 
-fn node_ready(n: &Node) -> bool {
+/// The node's `Ready` condition is `True`.
+pub(crate) fn node_ready(n: &Node) -> bool {
     n.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -479,44 +479,22 @@ pub(crate) fn kubelet_version(n: &Node) -> Result<Version, String> {
     Version::parse(&kubelet).map_err(|_| format!("kubelet version `{kubelet}` unreadable"))
 }
 
-/// Convergence of a Kubernetes step: the control plane is at the target minor and every
-/// kubelet is within the skew policy (never ahead, at most three minors behind). What is still
-/// behind is named.
-pub async fn kubernetes_converged(client: &Client, target: &Version) -> Observation {
+/// Convergence of a Kubernetes step as an observation: [`converge::kubernetes`] (the control
+/// plane at the target minor, the nodes done as `nodes` says), what is still behind named.
+pub async fn kubernetes_converged(
+    client: &Client,
+    target: &Version,
+    nodes: rings::model::NodeConvergence,
+) -> Observation {
     let conn = Conn::new(client.clone());
     let cp = match control_plane_version_on(&conn).await {
         Ok(v) => v,
         Err(e) => return Observation::inconclusive(e),
     };
-    if cp.major_minor() != target.major_minor() {
-        return Observation::fail(None, format!("control plane at {cp}, waiting for {target}"));
-    }
-    let nodes = match list_nodes(&conn).await {
-        Ok(n) => n,
-        Err(e) => return Observation::inconclusive(e),
-    };
-    let mut off = Vec::new();
-    for n in &nodes {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        match kubelet_version(n) {
-            Ok(k) => {
-                if let Err(e) = kubelet_skew(&cp, &k) {
-                    off.push(format!("{name}: {e}"));
-                }
-            }
-            Err(e) => off.push(format!("{name}: {e}")),
-        }
-    }
-    if off.is_empty() {
-        Observation::pass(
-            None,
-            format!("control plane {cp}, {} nodes within skew", nodes.len()),
-        )
-    } else {
-        Observation::fail(
-            None,
-            off.into_iter().take(NAMED).collect::<Vec<_>>().join("; "),
-        )
+    match converge::kubernetes(&conn, &cp, target, nodes).await {
+        converge::Check::Converged(seen) => Observation::pass(None, seen),
+        converge::Check::Behind(behind) => Observation::fail(None, behind.join("; ")),
+        converge::Check::Inconclusive(why) => Observation::inconclusive(why),
     }
 }
 
