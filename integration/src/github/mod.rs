@@ -25,6 +25,12 @@
 //! is `ringmaster-bot`, who opens the pull requests created through the API.
 //! [`FakeGitHub::enable_app`] adds GitHub App authentication: JWT-authenticated App endpoints
 //! and installation tokens that expire.
+//!
+//! Faults that last ([`TimedFault`]: 5xx errors, primary and secondary rate limits, slow
+//! answers, an outage that drops connections) can also be started and ended over HTTP, by
+//! anyone who can reach the port: `POST /_fake/faults` with
+//! `{"kind":"rate-limit","after":0,"for_secs":600}`, `GET /_fake/faults`,
+//! `DELETE /_fake/faults`. These control endpoints take no token and meet no fault.
 
 mod app;
 mod conn;
