@@ -261,3 +261,97 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(code, 1, "{stderr}");
 }
+
+#[tokio::test]
+async fn a_github_fault_from_the_command_line_starts_after_its_requests_and_clears() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path(), GITHUB_FORGE);
+        let mut sim = Sim::spawn(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--github-fault",
+            "rate-limit@3",
+            "--github-fault-for",
+            "2s",
+        ]);
+        let ready = sim.ready().await;
+        let api_url = ready["github"]["apiUrl"].as_str().unwrap().to_string();
+        let octo = client(&api_url, "any-token");
+        let repos = octo.repos("acme", "gitops");
+        for _ in 0..3 {
+            repos.get().await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        match repos.get().await.unwrap_err() {
+            octocrab::Error::GitHub { source, .. } => {
+                assert_eq!(source.status_code, StatusCode::TOO_MANY_REQUESTS);
+                let retry_after = &source.headers.unwrap()["retry-after"];
+                assert!(["1", "2"].contains(&retry_after.to_str().unwrap()));
+            }
+            other => panic!("expected 429, got {other:?}"),
+        }
+        // Cleared after its two seconds (bounded poll).
+        while repos.get().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(5), "still failing");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        let status = sim.terminate().await;
+        assert_eq!(status.code(), Some(0));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[test]
+fn bad_github_faults_are_usage_errors_that_say_what_to_write() {
+    let (code, stderr) = run_to_end(&["--config", "x.yaml", "--github-fault", "bogus"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: --github-fault: GitHub fault `bogus`: unknown GitHub fault kind `bogus`: expected one of errors, rate-limit, secondary-limit, slow, outage"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_end(&["--config", "x.yaml", "--github-fault", "errors@x"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("`x` is not a number of requests"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_end(&["--config", "x.yaml", "--github-fault-for", "soon"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: --github-fault-for: `soon` is not a duration"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_end(&["--config", "x.yaml", "--github-fault-for", "0"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--github-fault-for must be longer than 0"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_end(&[
+        "--config",
+        "x.yaml",
+        "--no-github",
+        "--github-fault",
+        "outage",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--no-github cannot be combined"),
+        "{stderr}"
+    );
+
+    let out = Command::new(SIM).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--github-fault KIND[@N]",
+        "--github-fault-for D",
+        "/_fake/faults",
+    ] {
+        assert!(help.contains(flag), "{help}");
+    }
+}

@@ -30,8 +30,7 @@ fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         base: Duration::from_millis(10),
-        cap: Duration::from_millis(100),
-        max_inline_wait: Duration::from_secs(2),
+        budget: Duration::from_secs(2),
         mutation_gap: Duration::ZERO,
         secondary_default: Duration::from_secs(1),
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use integration::github::{FakeGitHub, Fault};
+use integration::github::{FakeGitHub, Fault, FaultKind, TimedFault};
 use orchestrator::forge::github::{GitHubForge, RetryPolicy};
 use orchestrator::forge::{Checks, Forge, ForgeError, OpenPr, PrLifecycle, labels};
 use orchestrator::gitops::{GitOps, StepRequest};
@@ -20,8 +20,7 @@ fn fast_policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         base: Duration::from_millis(10),
-        cap: Duration::from_millis(100),
-        max_inline_wait: Duration::from_secs(2),
+        budget: Duration::from_secs(2),
         mutation_gap: Duration::ZERO,
         secondary_default: Duration::from_secs(1),
     }
@@ -233,7 +232,7 @@ async fn comments_are_updated_not_duplicated() {
 }
 
 #[tokio::test]
-async fn server_errors_and_rate_limits_are_retried_with_backoff() {
+async fn server_errors_are_retried_with_backoff_and_rate_limits_returned() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let (s, branch, _) = setup().await;
         let f = forge(&s.fake);
@@ -242,16 +241,14 @@ async fn server_errors_and_rate_limits_are_retried_with_backoff() {
         f.update(n, "t2", "b2").await.unwrap();
         assert_eq!(s.fake.pull(REPO, n).unwrap().title, "t2");
 
+        // A rate limit is returned at once with GitHub's wait, never slept on inside the call.
         s.fake.inject(Fault::SecondaryRateLimit {
             retry_after_secs: 1,
             count: 1,
         });
-        let started = std::time::Instant::now();
+        let err = f.status(n).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err}");
         f.status(n).await.unwrap();
-        assert!(
-            started.elapsed() >= Duration::from_secs(1),
-            "Retry-After honoured"
-        );
 
         // A primary limit that resets far away is returned to the caller (the daemon requeues).
         s.fake.inject(Fault::PrimaryRateLimit {
@@ -309,4 +306,123 @@ async fn the_forge_never_shows_its_token_in_debug_output() {
         shown.contains("acme") && !shown.contains("ghp_secret"),
         "{shown}"
     );
+}
+
+/// The fake serving an empty `acme/gitops`, and a forge with the production retry policy
+/// (without the pause between writes).
+async fn fake_and_default_forge() -> (tempfile::TempDir, FakeGitHub, GitHubForge) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(dir.path()).unwrap();
+    let fake = FakeGitHub::start().await.unwrap();
+    fake.add_repo("acme", "gitops", dir.path(), "main");
+    let crab = octocrab::Octocrab::builder()
+        .base_uri(fake.api_url())
+        .unwrap()
+        .personal_token("t0ken".to_owned())
+        .build()
+        .unwrap();
+    let policy = RetryPolicy {
+        mutation_gap: Duration::ZERO,
+        ..RetryPolicy::default()
+    };
+    let forge = GitHubForge::new(crab, "acme", "gitops", MergeMethod::Merge, policy);
+    (dir, fake, forge)
+}
+
+fn timed(kind: FaultKind, secs: u64) -> Fault {
+    Fault::Timed(TimedFault::new(kind, Duration::from_secs(secs)))
+}
+
+#[tokio::test]
+async fn rate_limits_come_back_at_once_with_githubs_wait() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (_dir, fake, f) = fake_and_default_forge().await;
+        f.ringmaster_prs().await.unwrap();
+
+        // A 429 with Retry-After: 600 (and the primary limit's headers).
+        fake.inject(timed(FaultKind::RateLimit, 600));
+        let started = std::time::Instant::now();
+        let err = f.ringmaster_prs().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+        let wait = err.retry_after().unwrap_or_else(|| panic!("{err:?}"));
+        assert!(
+            (Duration::from_secs(598)..=Duration::from_secs(600)).contains(&wait),
+            "{wait:?}"
+        );
+        assert!(matches!(err, ForgeError::RateLimited { .. }) && err.is_transient());
+        assert_eq!(fake.faulted_requests(), 1, "no retry inside the call");
+        fake.clear_faults();
+
+        // A 403 secondary limit is a rate limit too, not a refusal.
+        fake.inject(timed(FaultKind::SecondaryLimit, 30));
+        let started = std::time::Instant::now();
+        let err = f.ringmaster_prs().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+        let wait = err.retry_after().unwrap_or_else(|| panic!("{err:?}"));
+        assert!(
+            (Duration::from_secs(29)..=Duration::from_secs(30)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(fake.faulted_requests(), 2);
+        fake.clear_faults();
+
+        // A primary limit reset far away is capped at an hour.
+        fake.inject(Fault::PrimaryRateLimit {
+            reset_in_secs: 10 * 3600,
+            count: 1,
+        });
+        let err = f.ringmaster_prs().await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)), "{err}");
+        f.ringmaster_prs().await.unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_only_within_a_short_budget() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (_dir, fake, f) = fake_and_default_forge().await;
+
+        // One 502: retried inline, the call succeeds.
+        fake.inject(Fault::ServerErrors { count: 1 });
+        f.ringmaster_prs().await.unwrap();
+        let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [502, 200]);
+
+        // 502s for a minute: given up within the budget, as a transient error.
+        fake.reset_requests();
+        fake.inject(timed(FaultKind::Errors, 60));
+        let started = std::time::Instant::now();
+        let err = f.ringmaster_prs().await.unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(matches!(err, ForgeError::Transient(_)), "{err:?}");
+        assert!(err.to_string().contains("502"), "{err}");
+        assert_eq!(err.retry_after(), None);
+        let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [502, 502, 502], "three attempts");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_outage_is_a_transient_error_within_the_budget() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (_dir, fake, f) = fake_and_default_forge().await;
+        f.ringmaster_prs().await.unwrap();
+        fake.inject(timed(FaultKind::Outage, 600));
+        let started = std::time::Instant::now();
+        let err = f.ringmaster_prs().await.unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(matches!(err, ForgeError::Transient(_)), "{err:?}");
+        assert_eq!(fake.faulted_requests(), 3, "three attempts, each dropped");
+        fake.clear_faults();
+        f.ringmaster_prs().await.unwrap();
+    })
+    .await
+    .unwrap();
 }

@@ -4,6 +4,7 @@
 //! ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N]
 //!                [--no-github] [--kubeconfig PATH] [--converge-after D] [--step-delay D]
 //!                [--poll D] [--fault CLUSTER=KIND[@VERSION]]...
+//!                [--github-fault KIND[@N]]... [--github-fault-for D]
 //! ```
 //!
 //! It serves the simulated fleet of the GitOps repository of `gitops.url` (a local path, bare
@@ -14,6 +15,13 @@
 //! for one repository backed by the same git repository. Durations are written like `500ms`,
 //! `5s`, `1m30s`. Fault kinds: `unreachable`, `slow`, `errors`, `crashloop`, `removed-api`;
 //! `@1.34` delays a fault until the cluster has converged to Kubernetes 1.34.
+//!
+//! `--github-fault KIND[@N]` makes the fake GitHub fail after `N` requests (default 0) for
+//! `--github-fault-for` (default 60s), then recover: `errors` (502), `rate-limit` (429 with
+//! `Retry-After`), `secondary-limit` (403 secondary rate limit), `slow` (answers 5 s late),
+//! `outage` (connections dropped). While it runs, `POST /_fake/faults` with
+//! `{"kind":"rate-limit","after":0,"for_secs":600}` starts another and `DELETE /_fake/faults`
+//! ends them all.
 //!
 //! When ready it prints one JSON line on stdout:
 //!
@@ -30,14 +38,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use integration::github::FakeGitHub;
+use integration::github::{FakeGitHub, Fault as GitHubFault};
 use integration::sim::{
-    DEFAULT_CONVERGE_AFTER, DEFAULT_KUBECONFIG, DEFAULT_POLL, DEFAULT_STEP_DELAY, Fault, SimError,
-    SimFleet, SimOptions, parse_duration,
+    DEFAULT_CONVERGE_AFTER, DEFAULT_GITHUB_FAULT_FOR, DEFAULT_KUBECONFIG, DEFAULT_POLL,
+    DEFAULT_STEP_DELAY, Fault, GitHubFaultSpec, SimError, SimFleet, SimOptions, parse_duration,
 };
 use rings::model::{ForgeSettings, GitLocation};
 
-const USAGE: &str = "usage: ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N] [--no-github] [--kubeconfig PATH] [--converge-after D] [--step-delay D] [--poll D] [--fault CLUSTER=KIND[@VERSION]]...";
+const USAGE: &str = "usage: ringmaster-sim --config ringmaster.yaml [--github-repo OWNER/NAME] [--github-token T] [--port N] [--no-github] [--kubeconfig PATH] [--converge-after D] [--step-delay D] [--poll D] [--fault CLUSTER=KIND[@VERSION]]... [--github-fault KIND[@N]]... [--github-fault-for D]";
+
+/// What `--help` adds to the usage line.
+const HELP: &str = "  --config PATH            ringmaster.yaml: the GitOps repository (gitops.url) and forge.github
+  --github-repo OWNER/NAME the repository the fake GitHub serves (default: forge.github's)
+  --github-token T         the only token the fake GitHub accepts (default: any)
+  --port N                 the fake GitHub's port on 127.0.0.1 (default: a free one)
+  --no-github              serve the fleet alone
+  --kubeconfig PATH        where the kubeconfig goes (default ./ringmaster-sim.kubeconfig)
+  --converge-after D       from a change on the base branch to convergence (default 5s)
+  --step-delay D           between convergence stages (default 500ms)
+  --poll D                 between two reads of the base branch (default 200ms)
+  --fault CLUSTER=KIND[@VERSION]
+                           a cluster fault: unreachable, slow, errors, crashloop, removed-api;
+                           @1.34 waits until the cluster runs Kubernetes 1.34
+  --github-fault KIND[@N]  a fake GitHub fault, after N requests (default 0): errors (502),
+                           rate-limit (429, Retry-After), secondary-limit (403), slow (answers
+                           5s late), outage (connections dropped); then it clears itself
+  --github-fault-for D     how long each --github-fault lasts (default 60s)
+Durations are written like 500ms, 5s, 1m30s, 10m. At runtime, POST /_fake/faults with
+{\"kind\":\"rate-limit\",\"after\":0,\"for_secs\":600} starts a GitHub fault, DELETE /_fake/faults
+ends them all.";
 
 /// Parsed command line.
 #[derive(Debug)]
@@ -52,6 +81,8 @@ struct Args {
     step_delay: Duration,
     poll: Duration,
     faults: Vec<Fault>,
+    github_faults: Vec<GitHubFaultSpec>,
+    github_fault_for: Duration,
 }
 
 impl Default for Args {
@@ -67,6 +98,8 @@ impl Default for Args {
             step_delay: DEFAULT_STEP_DELAY,
             poll: DEFAULT_POLL,
             faults: Vec::new(),
+            github_faults: Vec::new(),
+            github_fault_for: DEFAULT_GITHUB_FAULT_FOR,
         }
     }
 }
@@ -121,6 +154,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 out.faults
                     .push(v.parse().map_err(|e| format!("--fault: {e}"))?);
             }
+            "--github-fault" => {
+                let v = value("--github-fault")?;
+                out.github_faults
+                    .push(v.parse().map_err(|e| format!("--github-fault: {e}"))?);
+            }
+            "--github-fault-for" => {
+                out.github_fault_for =
+                    duration("--github-fault-for", value("--github-fault-for")?)?;
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -131,9 +173,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if out.poll.is_zero() {
         return Err("--poll must be longer than 0".to_string());
     }
-    if out.no_github && (out.github_repo.is_some() || out.github_token.is_some()) {
+    if out.github_fault_for.is_zero() {
+        return Err("--github-fault-for must be longer than 0".to_string());
+    }
+    if out.no_github
+        && (out.github_repo.is_some()
+            || out.github_token.is_some()
+            || !out.github_faults.is_empty())
+    {
         return Err(
-            "--no-github cannot be combined with --github-repo or --github-token".to_string(),
+            "--no-github cannot be combined with --github-repo, --github-token or --github-fault"
+                .to_string(),
         );
     }
     Ok(Some(out))
@@ -234,6 +284,9 @@ async fn run(args: Args) -> Result<(), Failure> {
             })?;
             github.add_repo(&owner, &name, &git_dir, &settings.gitops.branch);
             github.require_token(args.github_token);
+            for f in &args.github_faults {
+                github.inject(GitHubFault::Timed(f.lasting(args.github_fault_for)));
+            }
             Some((github, format!("{owner}/{name}")))
         }
         None => None,
@@ -276,7 +329,7 @@ async fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => {
-            println!("{USAGE}");
+            println!("{USAGE}\n{HELP}");
             return ExitCode::SUCCESS;
         }
         Err(msg) => {

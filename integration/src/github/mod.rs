@@ -25,8 +25,17 @@
 //! is `ringmaster-bot`, who opens the pull requests created through the API.
 //! [`FakeGitHub::enable_app`] adds GitHub App authentication: JWT-authenticated App endpoints
 //! and installation tokens that expire.
+//!
+//! Faults that last ([`TimedFault`]: 5xx errors, primary and secondary rate limits, slow
+//! answers, an outage that drops connections) can also be started and ended over HTTP, by
+//! anyone who can reach the port: `POST /_fake/faults` with
+//! `{"kind":"rate-limit","after":0,"for_secs":600}`, `GET /_fake/faults`,
+//! `DELETE /_fake/faults`. These control endpoints take no token and meet no fault.
 
 mod app;
+mod conn;
+mod control;
+mod faults;
 mod git;
 mod json;
 mod model;
@@ -42,6 +51,7 @@ use chrono::Utc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use faults::{DEFAULT_SLOW_DELAY, FaultKind, MAX_FAULT_DURATION, MAX_SLOW_DELAY, TimedFault};
 pub use model::{CommentSnapshot, PullSnapshot, ReviewSnapshot};
 
 use model::{CommitStatus, Ctx, MergeRefusal, Repo, Review, World};
@@ -56,8 +66,9 @@ const HUMAN_MERGER: &str = "octocat";
 /// Who posts statuses and check runs from the CI helpers.
 const CI_USER: &str = "ci-bot";
 
-/// A fault queued with [`FakeGitHub::inject`]. Counted faults apply to the next requests of any
-/// kind, in queue order.
+/// A fault injected with [`FakeGitHub::inject`]. Counted faults apply to the next requests of
+/// any kind, in queue order; a [`Fault::Timed`] one lasts a duration and goes first while it
+/// runs. No fault applies to the `/_fake/*` control endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// The next `count` requests answer `502 Bad Gateway`.
@@ -73,6 +84,9 @@ pub enum Fault {
     /// The next `POST /pulls` that succeeds creates the pull request but answers 422
     /// "A pull request already exists" (a response lost after the write).
     DuplicatePrOnCreate,
+    /// A fault that starts after a number of requests and lasts a duration (also
+    /// `POST /_fake/faults` and `ringmaster-sim --github-fault`).
+    Timed(TimedFault),
 }
 
 /// One request as the fake saw it.
@@ -125,14 +139,15 @@ impl FakeGitHub {
         let addr = listener.local_addr()?;
         let api_url = format!("http://{addr}");
         let shared = Arc::new(Shared::new(World::new(api_url.clone(), Utc::now())));
-        let app = server::router(Arc::clone(&shared));
+        let app =
+            server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<conn::Conn>();
+        let listener = conn::CuttableListener::new(listener);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stop = async {
                 let _ = rx.await;
             };
-            // Serving ends only on shutdown; an accept error ends the fake, and tests see it
-            // as connection errors.
+            // Serving ends only on shutdown (accept errors are retried).
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await;
@@ -225,9 +240,20 @@ impl FakeGitHub {
         self.shared.lock().requests.clear();
     }
 
-    /// Queues a fault.
+    /// Queues a counted fault, or starts a timed one.
     pub fn inject(&self, fault: Fault) {
         self.shared.lock().inject(fault);
+    }
+
+    /// Ends every fault, counted or timed, waiting or running (as `DELETE /_fake/faults`).
+    pub fn clear_faults(&self) {
+        self.shared.lock().clear_faults();
+    }
+
+    /// Requests answered with a fault so far: an error or limit instead of the API's answer, a
+    /// delayed answer, or a connection dropped by an outage.
+    pub fn faulted_requests(&self) -> u64 {
+        self.shared.lock().faulted
     }
 
     /// Sets the primary rate limit (requests per hour; default 5,000) and starts a new window.

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::app::App;
+use super::faults::TimedFaults;
 use super::git::{self, MergeError, MergeMethod, MergeSpec};
 use super::{Fault, RecordedRequest};
 
@@ -57,6 +58,10 @@ pub(crate) struct World {
     pub next_id: u64,
     pub token: Option<String>,
     pub faults: VecDeque<Fault>,
+    /// Faults that last ([`Fault::Timed`], `POST /_fake/faults`).
+    pub timed: TimedFaults,
+    /// Requests answered with a fault (an error, a limit, a delay or a dropped connection).
+    pub faulted: u64,
     /// Pending [`Fault::DuplicatePrOnCreate`]s.
     pub duplicate_on_create: u32,
     pub requests: Vec<RecordedRequest>,
@@ -75,6 +80,8 @@ impl World {
             next_id: 1,
             token: None,
             faults: VecDeque::new(),
+            timed: TimedFaults::default(),
+            faulted: 0,
             duplicate_on_create: 0,
             requests: Vec::new(),
             served: 0,

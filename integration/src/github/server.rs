@@ -1,14 +1,15 @@
-//! The HTTP shell: one axum fallback handler that decodes the request, applies queued faults,
-//! authentication and the primary rate limit, routes, then adds GitHub's headers (rate limit,
-//! ETag) and answers `304 Not Modified` to a matching `If-None-Match`.
+//! The HTTP shell: one axum fallback handler that decodes the request, hands `/_fake/*` to the
+//! control endpoints, applies timed then queued faults, authentication and the primary rate
+//! limit, routes, then adds GitHub's headers (rate limit, ETag) and answers `304 Not Modified`
+//! to a matching `If-None-Match`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::header::{AUTHORIZATION, IF_NONE_MATCH};
 use axum::http::{HeaderValue, Method, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::app;
+use super::conn::Conn;
+use super::control;
+use super::faults::FaultKind;
 use super::model::World;
 use super::routes::{self, ApiRequest, Reply, Verb};
 use super::{Fault, RecordedRequest};
@@ -61,7 +65,11 @@ struct Meta {
     if_none_match: Option<String>,
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -71,13 +79,34 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         if_none_match: header(&parts, IF_NONE_MATCH.as_str()),
     };
     let req = decode(&parts, body.unwrap_or_default());
-    let delay = shared.lock().take_slow_fault();
-    if let Some(d) = delay {
+    if control::is_control(&req) {
+        let (status, body) = control::handle(&mut shared.lock(), &req, Instant::now());
+        return match body {
+            Some(b) => (status, axum::Json(b)).into_response(),
+            None => status.into_response(),
+        };
+    }
+    let timed = shared.lock().timed_fault(Instant::now(), Utc::now());
+    let delay = match timed {
+        TimedHit::Drop => {
+            // Never sent: the connection fails its next write.
+            conn.cut();
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        TimedHit::Answer(reply, exhausted) => {
+            return shared
+                .lock()
+                .answer_fault(&req, &meta, reply, exhausted, Utc::now())
+                .into_response();
+        }
+        TimedHit::Delay(d) => Some((d, false)),
+        TimedHit::None => shared.lock().take_slow_fault().map(|d| (d, true)),
+    };
+    if let Some((d, _)) = delay {
         tokio::time::sleep(d).await;
     }
-    let finished = shared
-        .lock()
-        .serve(&req, &meta, delay.is_some(), Utc::now());
+    let counted_slow = delay.is_some_and(|(_, counted)| counted);
+    let finished = shared.lock().serve(&req, &meta, counted_slow, Utc::now());
     finished.into_response()
 }
 
@@ -170,6 +199,39 @@ impl IntoResponse for Finished {
     }
 }
 
+/// What a timed fault does to one request.
+#[derive(Debug)]
+enum TimedHit {
+    /// No timed fault is running.
+    None,
+    /// Close the connection without answering.
+    Drop,
+    /// Answer normally after this long.
+    Delay(Duration),
+    /// Answer this instead of the API.
+    Answer(Reply, Option<Exhausted>),
+}
+
+/// GitHub's answer when something behind it failed.
+fn server_error_reply() -> Reply {
+    Reply::with(
+        StatusCode::BAD_GATEWAY,
+        json!({ "message": "Server Error" }),
+    )
+}
+
+/// GitHub's secondary rate limit, asking to wait `retry_after_secs`.
+fn secondary_limit_reply(retry_after_secs: u64) -> Reply {
+    Reply::with(
+        StatusCode::FORBIDDEN,
+        json!({
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID FAKE.",
+            "documentation_url": format!("{RATE_LIMIT_DOCS}#about-secondary-rate-limits"),
+        }),
+    )
+    .header("retry-after", retry_after_secs.to_string())
+}
+
 /// How a fault changes the rate-limit headers.
 #[derive(Debug, Clone, Copy)]
 struct Exhausted {
@@ -197,19 +259,74 @@ impl Fault {
             | Fault::SecondaryRateLimit { count, .. }
             | Fault::PrimaryRateLimit { count, .. }
             | Fault::Slow { count, .. } => Some(count),
-            Fault::DuplicatePrOnCreate => None,
+            Fault::DuplicatePrOnCreate | Fault::Timed(_) => None,
         }
     }
 }
 
 impl World {
-    /// Queues a fault.
+    /// Queues a counted fault, or starts a timed one.
     pub fn inject(&mut self, mut fault: Fault) {
+        if let Fault::Timed(timed) = fault {
+            self.timed.push(timed);
+            return;
+        }
         match fault.count_mut() {
             None => self.duplicate_on_create += 1,
             Some(0) => {}
             Some(_) => self.faults.push_back(fault),
         }
+    }
+
+    /// Ends every fault, counted or timed.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+        self.timed.clear();
+        self.duplicate_on_create = 0;
+    }
+
+    /// What the timed fault running at `instant` (if any) does to this request.
+    fn timed_fault(&mut self, instant: Instant, now: DateTime<Utc>) -> TimedHit {
+        let Some(active) = self.timed.on_request(instant) else {
+            return TimedHit::None;
+        };
+        self.faulted += 1;
+        // Whole seconds, rounded up: a client that waits this long finds the fault over.
+        let left = active
+            .left
+            .as_secs()
+            .saturating_add(u64::from(active.left.subsec_nanos() > 0))
+            .max(1);
+        let end = now
+            .timestamp()
+            .saturating_add(i64::try_from(left).unwrap_or(i64::MAX));
+        match active.kind {
+            FaultKind::Outage => TimedHit::Drop,
+            FaultKind::Slow => TimedHit::Delay(active.delay),
+            FaultKind::Errors => TimedHit::Answer(server_error_reply(), None),
+            FaultKind::RateLimit => {
+                let mut reply = self.primary_limit_reply();
+                reply.status = StatusCode::TOO_MANY_REQUESTS;
+                TimedHit::Answer(
+                    reply.header("retry-after", left.to_string()),
+                    Some(Exhausted { reset: end }),
+                )
+            }
+            FaultKind::SecondaryLimit => TimedHit::Answer(secondary_limit_reply(left), None),
+        }
+    }
+
+    /// Answers `reply` (from a timed fault) with GitHub's headers, recorded as any answer.
+    fn answer_fault(
+        &mut self,
+        req: &ApiRequest,
+        meta: &Meta,
+        reply: Reply,
+        exhausted: Option<Exhausted>,
+        now: DateTime<Utc>,
+    ) -> Finished {
+        self.rate.roll(now);
+        self.finish(req, meta, reply, false, exhausted)
     }
 
     /// Uses up one request of the first queued fault.
@@ -231,29 +348,17 @@ impl World {
         };
         let delay = Duration::from_millis(*millis);
         self.consume_fault();
+        self.faulted += 1;
         Some(delay)
     }
 
     /// The response of the first queued fault, if it answers instead of the API.
     fn take_failing_fault(&mut self, now: DateTime<Utc>) -> Option<(Reply, Option<Exhausted>)> {
         let hit = match self.faults.front()? {
-            Fault::ServerErrors { .. } => (
-                Reply::with(StatusCode::BAD_GATEWAY, json!({ "message": "Server Error" })),
-                None,
-            ),
+            Fault::ServerErrors { .. } => (server_error_reply(), None),
             Fault::SecondaryRateLimit {
                 retry_after_secs, ..
-            } => (
-                Reply::with(
-                    StatusCode::FORBIDDEN,
-                    json!({
-                        "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID FAKE.",
-                        "documentation_url": format!("{RATE_LIMIT_DOCS}#about-secondary-rate-limits"),
-                    }),
-                )
-                .header("retry-after", retry_after_secs.to_string()),
-                None,
-            ),
+            } => (secondary_limit_reply(*retry_after_secs), None),
             Fault::PrimaryRateLimit { reset_in_secs, .. } => (
                 self.primary_limit_reply(),
                 Some(Exhausted {
@@ -262,9 +367,10 @@ impl World {
                         .saturating_add(i64::try_from(*reset_in_secs).unwrap_or(i64::MAX)),
                 }),
             ),
-            Fault::Slow { .. } | Fault::DuplicatePrOnCreate => return None,
+            Fault::Slow { .. } | Fault::DuplicatePrOnCreate | Fault::Timed(_) => return None,
         };
         self.consume_fault();
+        self.faulted += 1;
         Some(hit)
     }
 

@@ -70,8 +70,8 @@ use registry::{Polled, Source};
 
 pub use metrics::{CRASHLOOP_ERROR_RATIO, HEALTHY_ERROR_RATIO, VIRTUAL_REQUESTS_PER_SECOND};
 pub use options::{
-    DEFAULT_CONVERGE_AFTER, DEFAULT_KUBECONFIG, DEFAULT_POLL, DEFAULT_STEP_DELAY, Fault, FaultKind,
-    SimOptions, parse_duration,
+    DEFAULT_CONVERGE_AFTER, DEFAULT_GITHUB_FAULT_FOR, DEFAULT_KUBECONFIG, DEFAULT_POLL,
+    DEFAULT_STEP_DELAY, Fault, FaultKind, GitHubFaultSpec, SimOptions, parse_duration,
 };
 
 /// Nodes per simulated cluster.

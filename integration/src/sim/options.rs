@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rings::{ClusterId, Version};
 
+use crate::github::{FaultKind as GitHubFaultKind, TimedFault};
+
 /// Default time between a change on the base branch and the start of a cluster's convergence.
 pub const DEFAULT_CONVERGE_AFTER: Duration = Duration::from_secs(5);
 /// Default delay between two convergence stages (control plane, each node, add-ons, policies).
@@ -192,6 +194,67 @@ impl FromStr for Fault {
     }
 }
 
+/// How long a `--github-fault` lasts when `--github-fault-for` is not given.
+pub const DEFAULT_GITHUB_FAULT_FOR: Duration = Duration::from_secs(60);
+
+/// A fault of the fake GitHub: `KIND[@N]` on the command line (`--github-fault`), lasting
+/// `--github-fault-for` once it starts after `N` requests (default 0).
+///
+/// ```
+/// use std::time::Duration;
+/// use integration::github::FaultKind;
+/// use integration::sim::GitHubFaultSpec;
+/// let f: GitHubFaultSpec = "rate-limit@3".parse().unwrap();
+/// assert_eq!((f.kind, f.after), (FaultKind::RateLimit, 3));
+/// assert_eq!(f.lasting(Duration::from_secs(2)).duration, Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GitHubFaultSpec {
+    /// What goes wrong.
+    pub kind: GitHubFaultKind,
+    /// Requests answered normally first.
+    pub after: u64,
+}
+
+impl GitHubFaultSpec {
+    /// The fault, lasting `duration`.
+    pub fn lasting(self, duration: Duration) -> TimedFault {
+        TimedFault::new(self.kind, duration).after(self.after)
+    }
+}
+
+impl fmt::Display for GitHubFaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.kind, self.after)
+    }
+}
+
+impl FromStr for GitHubFaultSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<GitHubFaultSpec, String> {
+        let s = text.trim();
+        let (kind, after) = match s.split_once('@') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        let kind: GitHubFaultKind = kind
+            .parse()
+            .map_err(|e| format!("GitHub fault `{s}`: {e} (write it like `rate-limit@3`)"))?;
+        let after = after
+            .map(|n| {
+                n.trim().parse::<u64>().map_err(|_| {
+                    format!(
+                        "GitHub fault `{s}`: `{n}` is not a number of requests (write it like `{kind}@3`)"
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or(0);
+        Ok(GitHubFaultSpec { kind, after })
+    }
+}
+
 /// Parses a duration made of `<number><unit>` parts, units `ms`, `s`, `m` and `h` (`500ms`,
 /// `5s`, `1m30s`); `0` alone is zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -278,6 +341,28 @@ mod tests {
         assert!(err.contains("not a Kubernetes minor version"), "{err}");
         let err = "Bad_Id=slow".parse::<Fault>().unwrap_err();
         assert!(err.starts_with("fault `Bad_Id=slow`: "), "{err}");
+    }
+
+    #[test]
+    fn github_faults_parse_and_say_what_to_write() {
+        let f: GitHubFaultSpec = "rate-limit@3".parse().unwrap();
+        assert_eq!(
+            f.lasting(Duration::from_secs(2)),
+            TimedFault::new(GitHubFaultKind::RateLimit, Duration::from_secs(2)).after(3)
+        );
+        assert_eq!(f.to_string(), "rate-limit@3");
+        for kind in GitHubFaultKind::ALL {
+            let f: GitHubFaultSpec = kind.as_str().parse().unwrap();
+            assert_eq!((f.kind, f.after), (kind, 0));
+        }
+        assert_eq!(
+            "bogus".parse::<GitHubFaultSpec>().unwrap_err(),
+            "GitHub fault `bogus`: unknown GitHub fault kind `bogus`: expected one of errors, rate-limit, secondary-limit, slow, outage (write it like `rate-limit@3`)"
+        );
+        assert_eq!(
+            "outage@soon".parse::<GitHubFaultSpec>().unwrap_err(),
+            "GitHub fault `outage@soon`: `soon` is not a number of requests (write it like `outage@3`)"
+        );
     }
 
     #[test]

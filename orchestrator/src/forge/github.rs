@@ -5,6 +5,11 @@
 //! `Retry-After` and `x-ratelimit-*`. octocrab's own retry layer is not compiled in: there is one
 //! retry layer, this one, and it retries only what is safe (reads, and writes that failed before
 //! GitHub answered with a 2xx/4xx).
+//!
+//! A call never sleeps long: a rate limit comes back at once as [`ForgeError::RateLimited`] with
+//! GitHub's wait (the daemon requeues the ring run after it), and 5xx and connection errors are
+//! retried inline only within [`RetryPolicy::budget`] before coming back as
+//! [`ForgeError::Transient`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,38 +29,42 @@ mod bytes_free {
     pub type BodyBytes = Vec<u8>;
 }
 
-/// Retry and pacing policy (DESIGN §13).
+/// Retry and pacing policy (DESIGN §13) for 5xx answers and connection errors; rate limits are
+/// never waited out inside a call.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Attempts per call, including the first.
+    /// Attempts per call, including the first. Default 3.
     pub max_attempts: u32,
-    /// First backoff.
+    /// The first backoff; each next one is three times longer, plus up to a quarter of jitter
+    /// (250 ms, 750 ms). Default 250 ms.
     pub base: Duration,
-    /// Largest backoff between attempts.
-    pub cap: Duration,
-    /// A rate-limit wait longer than this is returned to the caller (the daemon requeues) instead
-    /// of sleeping inside the call.
-    pub max_inline_wait: Duration,
+    /// The longest a call keeps retrying, from its first attempt: a retry whose backoff would end
+    /// past it is not made and the transient error is returned. Default 2 s.
+    pub budget: Duration,
     /// Minimum time between mutating requests (GitHub's secondary limits: 80 content-creating
-    /// requests a minute).
+    /// requests a minute). Default 1 s.
     pub mutation_gap: Duration,
-    /// Backoff for a secondary limit that names no wait.
+    /// The `retry_after` of a rate limit that names no wait. Default 60 s.
     pub secondary_default: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(60),
-            max_inline_wait: Duration::from_secs(120),
+            max_attempts: 3,
+            base: Duration::from_millis(250),
+            budget: Duration::from_secs(2),
             mutation_gap: Duration::from_secs(1),
             secondary_default: Duration::from_secs(60),
         }
     }
 }
 
+/// The shortest `retry_after` returned for a rate limit (GitHub's headers say whole seconds).
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest `retry_after` returned for a rate limit: the primary window is an hour, so a
+/// longer wait is a clock skew or a bad header.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Connect timeout per request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read timeout per request.
@@ -225,19 +234,6 @@ impl GitHubForge {
         format!("/repos/{}/{}{tail}", self.owner, self.repo)
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.policy.base.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.policy.cap);
-        // Jitter: up to a quarter of the wait, from the clock's nanoseconds (no RNG needed).
-        let nanos = u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos()),
-        );
-        let quarter = capped.as_millis() as u64 / 4;
-        capped + Duration::from_millis(if quarter == 0 { 0 } else { nanos % quarter })
-    }
-
     async fn pace_mutation(&self) {
         let wait = {
             let Ok(mut last) = self.last_mutation.lock() else {
@@ -257,8 +253,23 @@ impl GitHubForge {
         }
     }
 
+    /// Sleeps before retry `attempt + 1` if that fits in the budget of a call that started at
+    /// `started`; `false` when the call should give up.
+    async fn retry_pause(&self, started: Instant, attempt: u32) -> bool {
+        if attempt + 1 >= self.policy.max_attempts {
+            return false;
+        }
+        let wait = backoff(&self.policy, attempt);
+        if started.elapsed() + wait > self.policy.budget {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
+    }
+
     /// One call with ringmaster's retry policy. Returns the status and JSON body for the caller
-    /// to classify (2xx, 404, 405, 409, 422); rate limits and 5xx are handled here.
+    /// to classify (2xx, 404, 405, 409, 422); rate limits (returned at once) and 5xx (retried
+    /// within the budget) are handled here.
     async fn call(
         &self,
         method: Method,
@@ -266,8 +277,9 @@ impl GitHubForge {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ForgeError> {
         let conditional = method == Method::GET;
+        let started = Instant::now();
         let mut last_error = String::new();
-        for attempt in 0..self.policy.max_attempts {
+        for attempt in 0..self.policy.max_attempts.max(1) {
             if method != Method::GET {
                 self.pace_mutation().await;
             }
@@ -291,22 +303,20 @@ impl GitHubForge {
             let metrics = crate::api::metrics::Metrics::global();
             let response = match sent {
                 Ok(r) => r,
-                Err(e) => match octocrab_error(&format!("{method} {path}"), &e) {
+                Err(e) => match octocrab_error(&format!("{method} {path}"), &e, &self.policy) {
                     // e.g. a refused installation token: retrying cannot help.
                     permanent @ ForgeError::Permanent(_) => return Err(permanent),
-                    ForgeError::RateLimited { retry_after }
-                        if retry_after > self.policy.max_inline_wait =>
-                    {
-                        return Err(ForgeError::RateLimited { retry_after });
-                    }
+                    limited @ ForgeError::RateLimited { .. } => return Err(limited),
                     other => {
                         metrics.forge_request(
                             "github",
                             crate::api::metrics::ForgeOutcome::NetworkError,
                         );
                         last_error = other.to_string();
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        continue;
+                        if self.retry_pause(started, attempt).await {
+                            continue;
+                        }
+                        break;
                     }
                 },
             };
@@ -322,8 +332,10 @@ impl GitHubForge {
                     Ok(b) => b.to_bytes().to_vec(),
                     Err(e) => {
                         last_error = e.to_string();
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        continue;
+                        if self.retry_pause(started, attempt).await {
+                            continue;
+                        }
+                        break;
                     }
                 };
             if status == StatusCode::NOT_MODIFIED
@@ -348,16 +360,14 @@ impl GitHubForge {
             if let Some(wait) =
                 rate_limit_wait(status, &head, &value, self.policy.secondary_default)
             {
-                if wait > self.policy.max_inline_wait || attempt + 1 == self.policy.max_attempts {
-                    return Err(ForgeError::RateLimited { retry_after: wait });
-                }
-                tokio::time::sleep(wait).await;
-                continue;
+                return Err(ForgeError::RateLimited { retry_after: wait });
             }
             if status.is_server_error() {
                 last_error = format!("{status} {}", message(&value));
-                tokio::time::sleep(self.backoff(attempt)).await;
-                continue;
+                if self.retry_pause(started, attempt).await {
+                    continue;
+                }
+                break;
             }
             if status == StatusCode::UNAUTHORIZED {
                 return Err(ForgeError::Permanent(format!(
@@ -422,10 +432,27 @@ impl GitHubForge {
     }
 }
 
+/// The pause before retry `attempt + 1`: `base`, tripled each time, with up to a quarter of
+/// jitter, never longer than the budget.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let capped = policy
+        .base
+        .saturating_mul(3u32.saturating_pow(attempt.min(16)))
+        .min(policy.budget);
+    // Jitter: up to a quarter of the wait, from the clock's nanoseconds (no RNG needed).
+    let nanos = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    let quarter = capped.as_millis() as u64 / 4;
+    capped + Duration::from_millis(if quarter == 0 { 0 } else { nanos % quarter })
+}
+
 /// Classify an error octocrab returned before ringmaster saw a response: GitHub's own answers
 /// (a refused installation token, a JWT GitHub cannot decode) are permanent with GitHub's
 /// message; transport failures and 5xx are transient.
-fn octocrab_error(context: &str, e: &octocrab::Error) -> ForgeError {
+fn octocrab_error(context: &str, e: &octocrab::Error, policy: &RetryPolicy) -> ForgeError {
     match e {
         octocrab::Error::GitHub { source, .. } => {
             let status = source.status_code;
@@ -440,7 +467,7 @@ fn octocrab_error(context: &str, e: &octocrab::Error) -> ForgeError {
                     status,
                     h,
                     &json!({ "message": source.message }),
-                    Duration::from_secs(60),
+                    policy.secondary_default,
                 )
             }) {
                 ForgeError::RateLimited { retry_after: wait }
@@ -469,9 +496,21 @@ fn message(v: &Value) -> String {
     }
 }
 
-/// How long GitHub asks us to wait, if this is a rate-limit answer: `Retry-After` first, then
-/// `x-ratelimit-reset` when the primary limit is exhausted, then the secondary default.
+/// How long GitHub asks us to wait, if this is a rate-limit answer (a 429, or a 403 with an
+/// exhausted primary limit, a `Retry-After` or a rate-limit message): `Retry-After` first, then
+/// `x-ratelimit-reset` when the primary limit is exhausted, then the secondary default; kept
+/// within [`MIN_RETRY_AFTER`]..=[`MAX_RETRY_AFTER`].
 fn rate_limit_wait(
+    status: StatusCode,
+    head: &HeaderMap,
+    body: &Value,
+    secondary_default: Duration,
+) -> Option<Duration> {
+    rate_limit_header_wait(status, head, body, secondary_default)
+        .map(|d| d.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER))
+}
+
+fn rate_limit_header_wait(
     status: StatusCode,
     head: &HeaderMap,
     body: &Value,
@@ -911,5 +950,26 @@ mod tests {
             rate_limit_wait(StatusCode::NOT_FOUND, &h, &Value::Null, d),
             None
         );
+        // Kept within a second and an hour.
+        h.insert("retry-after", HeaderValue::from_static("0"));
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, &Value::Null, d),
+            Some(MIN_RETRY_AFTER)
+        );
+        h.insert("retry-after", HeaderValue::from_static("86400"));
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, &Value::Null, d),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn backoffs_triple_and_stay_within_the_budget() {
+        let policy = RetryPolicy::default();
+        let first = backoff(&policy, 0);
+        let second = backoff(&policy, 1);
+        assert!((Duration::from_millis(250)..=Duration::from_millis(312)).contains(&first));
+        assert!((Duration::from_millis(750)..=Duration::from_millis(937)).contains(&second));
+        assert!(backoff(&policy, 10) <= policy.budget * 5 / 4);
     }
 }

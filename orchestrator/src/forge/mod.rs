@@ -100,7 +100,8 @@ pub struct PrSummary {
 /// permanent ones halt with the message.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
-    /// Rate limited: wait this long.
+    /// Rate limited (GitHub: a 429, or a 403 for the primary or a secondary limit): wait this
+    /// long before calling again. Returned at once, never waited out inside a call.
     #[error("rate limited by the forge; retry after {retry_after:?}")]
     RateLimited {
         /// How long.
@@ -134,6 +135,14 @@ pub enum ForgeError {
 }
 
 impl ForgeError {
+    /// How long the forge asked to wait before the next call: `Some` for a rate limit only.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ForgeError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may help.
     pub fn is_transient(&self) -> bool {
         matches!(
