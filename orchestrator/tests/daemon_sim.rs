@@ -694,3 +694,100 @@ async fn an_empty_store_and_refused_credentials_stop_the_daemon_instead_of_start
     let store = Store::open(&w.dir.join("ringmaster.db")).unwrap();
     assert!(store.rollouts().unwrap().is_empty(), "nothing started over");
 }
+
+/// `ringmaster <args>` against `config`; (output, how long it took).
+fn timed_command(config: &Path, args: &[&str]) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env(TOKEN_ENV, "e2e-token-not-secret")
+        .output()
+        .unwrap();
+    (out, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_minute_rate_limit_backs_the_ring_off_while_commands_answer_at_once() {
+    // Issue 15: the GitHub client slept through rate limits while the daemon held its state,
+    // so commands waited; now the ring backs off until GitHub's Retry-After and every command
+    // answers in under a second.
+    use integration::github::{Fault as GitHubFault, FaultKind, TimedFault};
+    let w = world(&[]).await;
+    std::fs::write(w.dir.join("api-token"), "e2e-api-token\n").unwrap();
+    let config = std::fs::read_to_string(&w.config).unwrap();
+    let config = config.replace("api: { listen: ", "api: { tokenFile: api-token, listen: ");
+    assert!(config.contains("tokenFile"), "{config}");
+    std::fs::write(&w.config, config).unwrap();
+    let d = Daemon::start(&w.config);
+    wait_event(&d, "sandbox", "prOpen", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|seen| panic!("no sandbox PR:\n{seen}"));
+    w.github.inject(GitHubFault::Timed(TimedFault::new(
+        FaultKind::RateLimit,
+        Duration::from_secs(600),
+    )));
+    // The next forge call of the ring meets the limit and backs off.
+    let retrying = wait_event(&d, "sandbox", "retrying", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|seen| panic!("the ring never backed off:\n{seen}"));
+    assert!(retrying.contains("rate limited"), "{retrying}");
+    let faulted = w.github.faulted_requests();
+    for args in [
+        &["status"][..],
+        &["--output", "json", "status"],
+        &["pause", "k8s-1.33", "--reason", "rate limited"],
+        &["history", "k8s-1.33"],
+    ] {
+        let (out, took) = timed_command(&w.config, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(took < Duration::from_secs(1), "{args:?} took {took:?}");
+    }
+    let (out, _) = timed_command(&w.config, &["--output", "json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sandbox = &status["rollouts"][0]["rings"][0];
+    let at = chrono::DateTime::parse_from_rfc3339(sandbox["retry"]["at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let wait = at - chrono::Utc::now();
+    assert!(
+        wait > chrono::TimeDelta::minutes(8) && wait <= chrono::TimeDelta::minutes(11),
+        "retry honours Retry-After: {sandbox}"
+    );
+    let (out, _) = timed_command(&w.config, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retrying at"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Backing off means not asking: a few seconds add (almost) no requests.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        w.github.faulted_requests() <= faulted + 2,
+        "{} requests during the back-off",
+        w.github.faulted_requests() - faulted
+    );
+    // The limit lifts; `resume` tries the ring now instead of at the Retry-After.
+    w.github.clear_faults();
+    let (out, took) = timed_command(&w.config, &["resume", "k8s-1.33"]);
+    assert!(
+        out.status.success() && took < Duration::from_secs(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_event(&d, "nonprod", "prOpen", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|seen| panic!("the rollout did not go on:\n{seen}"));
+    assert!(d.terminate().success());
+    let pulls = w.github.pulls(REPO);
+    let mut branches: Vec<&str> = pulls.iter().map(|p| p.head_ref.as_str()).collect();
+    let all = branches.len();
+    branches.sort_unstable();
+    branches.dedup();
+    assert_eq!(branches.len(), all, "no duplicate PR: {branches:?}");
+}
