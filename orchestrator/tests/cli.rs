@@ -568,3 +568,57 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn plan_forecasts_nothing_before_a_global_freeze_lifts_and_a_past_freeze_is_refused() {
+    use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+    let (_tmp, dir, _) = example();
+    let now = Utc::now();
+    let at = (now + TimeDelta::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let until = now + TimeDelta::days(30);
+    let plan_sandbox_open = |dir: &Path| {
+        let out = ringmaster(dir, &["plan", "--output", "json", "--at", &at]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let open = v["releases"][0]["rings"][0]["forecast"]["prOpen"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v:#}"))
+            .to_owned();
+        (
+            DateTime::parse_from_rfc3339(&open)
+                .unwrap()
+                .with_timezone(&Utc),
+            text(&out.stderr),
+        )
+    };
+    let (before, _) = plan_sandbox_open(&dir);
+    assert!(before < now + TimeDelta::days(10), "{before}");
+    let until_text = until.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let out = ringmaster(
+        &dir,
+        &["freeze", "--until", &until_text, "--reason", "incident 43"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (after, note) = plan_sandbox_open(&dir);
+    assert!(
+        after >= until - TimeDelta::seconds(1),
+        "{after} before {until}"
+    );
+    assert!(note.contains("global freeze"), "{note}");
+    let out = ringmaster(
+        &dir,
+        &[
+            "freeze",
+            "--until",
+            "2020-01-01T00:00:00Z",
+            "--reason",
+            "late",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("not in the future"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -652,3 +652,62 @@ async fn a_ring_removed_from_the_ring_file_mid_rollout_is_skipped_and_the_rollou
     assert!(canary.steps.first().unwrap().opened_at >= sandbox_passed);
     assert_eq!(run("prod-main").phase, Phase::Passed);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn status_forecasts_every_step_of_a_ring_and_nothing_before_a_global_freeze_lifts() {
+    // Issue 16: status forecast a two-step ring (a 1.31 laggard) as one step and ignored the
+    // global freeze.
+    let s = setup(&["01-k8s"]);
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let config = d.config().unwrap().clone();
+    let sandbox = ring_by_name(&config, "sandbox");
+    let step = sandbox.converge_timeout + sandbox.soak;
+    let forecast = |now| {
+        let v = orchestrator::daemon::status::status_json(&s.store, Some(&config), now).unwrap();
+        let ring = v["rollouts"][0]["rings"][0].clone();
+        assert_eq!(ring["ring"], "sandbox");
+        let at = |k: &str| {
+            DateTime::parse_from_rfc3339(ring["forecast"][k].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        (at("prOpen"), at("passedBy"))
+    };
+    let (open, pass) = forecast(t("2026-11-23T06:00:00Z"));
+    assert_eq!(open, t("2026-11-23T08:00:00Z"), "Monday 09:00 Berlin");
+    assert_eq!(pass - open, step * 2, "two steps in one window");
+    control::freeze(
+        &s.store,
+        t("2026-11-24T12:00:00Z"),
+        "incident 43",
+        "alice",
+        t("2026-11-23T06:00:00Z"),
+    )
+    .unwrap();
+    let (open, pass) = forecast(t("2026-11-23T06:00:00Z"));
+    assert_eq!(
+        open,
+        t("2026-11-24T12:00:00Z"),
+        "when the freeze lifts, in the window"
+    );
+    assert_eq!(pass - open, step * 2);
+    // A freeze that already ended is refused, and changes nothing.
+    let err = control::freeze(
+        &s.store,
+        t("2026-11-20T00:00:00Z"),
+        "too late",
+        "alice",
+        t("2026-11-23T06:00:00Z"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not in the future"), "{err}");
+    assert_eq!(
+        s.store.global_freeze().unwrap().unwrap().reason,
+        "incident 43"
+    );
+}

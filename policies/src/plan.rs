@@ -111,7 +111,26 @@ fn ring_tz(ring: &Ring) -> Tz {
 
 /// Build the plan at instant `at`, for every release or the one named.
 pub fn plan(config: &Config, at: DateTime<Utc>, only: Option<&str>) -> Plan {
-    let freezes = &config.ring_set.freezes;
+    plan_with(config, at, only, None)
+}
+
+/// [`plan`], with a global freeze (`ringmaster freeze`, from the store) that no PR opens or
+/// merges in, as the ring file's freezes.
+pub fn plan_with(
+    config: &Config,
+    at: DateTime<Utc>,
+    only: Option<&str>,
+    global: Option<&rings::model::Freeze>,
+) -> Plan {
+    let mut all_freezes;
+    let freezes = match global {
+        None => &config.ring_set.freezes,
+        Some(g) => {
+            all_freezes = config.ring_set.freezes.clone();
+            all_freezes.push(g.clone());
+            &all_freezes
+        }
+    };
     let releases = config
         .releases
         .iter()

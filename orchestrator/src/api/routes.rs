@@ -278,6 +278,7 @@ async fn apply(
             let status = match &e {
                 ControlError::NoSuchRollout(_) => StatusCode::NOT_FOUND,
                 ControlError::WrongState { .. } | ControlError::Conflict(_) => StatusCode::CONFLICT,
+                ControlError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 ControlError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             error(status, e.to_string()).into_response()

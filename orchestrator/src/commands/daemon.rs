@@ -302,7 +302,7 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
 }
 
 /// A read through the running daemon's API (when it holds the store).
-fn read_through_api(s: &Settings, path: &str) -> anyhow::Result<serde_json::Value> {
+pub(super) fn read_through_api(s: &Settings, path: &str) -> anyhow::Result<serde_json::Value> {
     let url = format!(
         "{}{path}",
         orchestrator::api::client::base_url(&s.api_listen)

@@ -36,7 +36,15 @@ pub fn run(
         return Ok(ExitCode::from(1));
     }
     let at = at.unwrap_or_else(Utc::now);
-    let plan = policies::plan::plan(config, at, release);
+    let global = global_freeze(cli, at);
+    if let Some(f) = &global {
+        eprintln!(
+            "note: a global freeze holds every ring until {} ({}); the forecast starts after it",
+            f.to.to_rfc3339(),
+            f.reason
+        );
+    }
+    let plan = policies::plan::plan_with(config, at, release, global.as_ref());
     // Warnings (coverage gaps, empty rings) go to stderr so that JSON on stdout stays clean.
     print_diagnostics(&loaded.warnings);
     match cli.output {
@@ -219,5 +227,38 @@ pub fn preflight(cli: &Cli, release: Option<&str>) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The global freeze (`ringmaster freeze`) active at `at`, read from the store, or through the
+/// running daemon's API when it holds the store. `None` when there is none or it cannot be
+/// read (a plan without a store is still a plan).
+fn global_freeze(cli: &Cli, at: DateTime<Utc>) -> Option<rings::model::Freeze> {
+    let settings = rings::load::load_settings(&cli.config).ok()?;
+    let (until, reason, since) = match state::Store::open(&settings.store_path) {
+        Ok(store) => {
+            let f = store.global_freeze().ok()??;
+            (f.until, f.reason, f.since)
+        }
+        Err(state::StoreError::Locked { .. }) => {
+            let status = super::daemon::read_through_api(&settings, "/api/v1/status").ok()?;
+            let f = &status["freeze"];
+            let parse = |v: &serde_json::Value| {
+                DateTime::parse_from_rfc3339(v.as_str()?)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            (
+                parse(&f["until"])?,
+                f["reason"].as_str().unwrap_or("").to_owned(),
+                parse(&f["since"]).unwrap_or(at),
+            )
+        }
+        Err(_) => return None,
+    };
+    (until > at).then(|| rings::model::Freeze {
+        from: since.min(at),
+        to: until,
+        reason: format!("global freeze: {reason}"),
     })
 }

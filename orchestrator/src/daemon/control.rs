@@ -26,6 +26,9 @@ pub enum ControlError {
     #[error("rollout `{0}` changed while the command ran; run it again")]
     Conflict(String),
     /// The store failed.
+    /// The command's arguments cannot be right (a freeze that ended before it began).
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -407,6 +410,13 @@ pub fn freeze(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
+    if until <= now {
+        return Err(ControlError::Invalid(format!(
+            "--until {} is not in the future (it is {} now); nothing was frozen",
+            until.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
     store.set_global_freeze(Some(&GlobalFreeze {
         until,
         reason: reason.to_owned(),

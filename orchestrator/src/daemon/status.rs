@@ -9,18 +9,52 @@ use state::{Phase, RingRun, Rollout, RolloutState, Store, StoreError};
 
 /// The forecast's assumption, stated with it.
 pub const FORECAST_NOTE: &str = "forecast from actual progress, assuming prompt review, convergence within each ring's \
-     convergeTimeout and one step per remaining ring";
+     convergeTimeout, every remaining step through its ring's window and nothing before a global freeze lifts";
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// How many more PR steps ring run `run` of `rollout` takes after the current one (a laggard
+/// cluster catches up one minor per step), from the registry as it stands: before the merge
+/// the current step is still to do; after it, the registry already says its versions.
+fn steps_after_current(config: &Config, rollout: &str, run: &RingRun) -> usize {
+    let (Some(release), Some(index)) = (
+        config.release(rollout),
+        config
+            .ring_set
+            .rings
+            .iter()
+            .position(|r| r.name.as_str() == run.ring),
+    ) else {
+        return 0;
+    };
+    let most = config
+        .ring_clusters(index)
+        .map(|c| policies::versions::cluster_steps(release, c))
+        .filter(|s| s.blocked.is_none())
+        .map(|s| s.steps.len())
+        .max()
+        .unwrap_or(0);
+    match run.phase {
+        Phase::PrOpen => most.saturating_sub(1),
+        Phase::Converging | Phase::Soaking => most,
+        Phase::Pending | Phase::WaitingForWindow | Phase::Preflight | Phase::Blocked => {
+            most.max(1) - 1
+        }
+        Phase::Passed | Phase::Halted => 0,
+    }
+}
+
 /// A ring run's forecast: (earliest PR open, earliest pass), chained from `ready` (when the
-/// previous ring passes). Returns the instant the next ring may start.
+/// previous ring passes). Nothing opens or merges before `held_until` (a global freeze), and
+/// every further step of the ring goes through its window again.
 fn forecast(
     config: Option<&Config>,
+    rollout: &str,
     run: &RingRun,
     ready: Option<DateTime<Utc>>,
+    held_until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let Some(config) = config else {
@@ -34,13 +68,17 @@ fn forecast(
     else {
         return (None, None);
     };
+    let freezes = &config.ring_set.freezes;
+    let free = |t: DateTime<Utc>| held_until.map_or(t, |h| t.max(h));
     let step = run.current_step();
-    match run.phase {
-        Phase::Passed => (step.map(|s| s.opened_at), run.passed_at),
-        Phase::Halted => (step.map(|s| s.opened_at), None),
+    let (open, pass) = match run.phase {
+        Phase::Passed => return (step.map(|s| s.opened_at), run.passed_at),
+        Phase::Halted => return (step.map(|s| s.opened_at), None),
         Phase::Soaking => (
             step.map(|s| s.opened_at),
-            run.soak_started.map(|s| (s + ring.soak).max(now)),
+            run.soak_restarted
+                .or(run.soak_started)
+                .map(|s| (s + ring.soak).max(now)),
         ),
         Phase::Converging => (
             step.map(|s| s.opened_at),
@@ -48,20 +86,25 @@ fn forecast(
         ),
         Phase::PrOpen => (
             step.map(|s| s.opened_at),
-            Some(now + ring.converge_timeout + ring.soak),
+            // The merge waits for the freeze to lift.
+            Some(free(now) + ring.converge_timeout + ring.soak),
         ),
         Phase::Pending | Phase::WaitingForWindow | Phase::Preflight | Phase::Blocked => {
             let Some(ready) = ready else {
                 return (None, None);
             };
-            let open = window::earliest_allowed(
-                ring.window.as_ref(),
-                &config.ring_set.freezes,
-                ready.max(now),
-            );
+            let open =
+                window::earliest_allowed(ring.window.as_ref(), freezes, free(ready.max(now)));
             (open, open.map(|o| o + ring.converge_timeout + ring.soak))
         }
+    };
+    let mut pass = pass;
+    for _ in 0..steps_after_current(config, rollout, run) {
+        let Some(t) = pass else { break };
+        pass = window::earliest_allowed(ring.window.as_ref(), freezes, free(t))
+            .map(|o| o + ring.converge_timeout + ring.soak);
     }
+    (open, pass)
 }
 
 /// One rollout as JSON: its state and every ring run.
@@ -72,13 +115,17 @@ pub fn rollout_json(
     now: DateTime<Utc>,
 ) -> Result<Value, StoreError> {
     let runs = store.ring_runs(&rollout.name)?;
+    let held_until = store
+        .global_freeze()?
+        .filter(|f| f.until > now)
+        .map(|f| f.until);
     let mut ready = Some(now);
     let mut rings = Vec::new();
     for run in &runs {
         let (open, pass) = if rollout.state.is_finished() {
             (None, run.passed_at)
         } else {
-            forecast(config, run, ready, now)
+            forecast(config, &rollout.name, run, ready, held_until, now)
         };
         ready = pass;
         let next_window = config.and_then(|c| {
