@@ -1213,3 +1213,111 @@ fn without_a_daemon_the_cli_writes_the_store() {
         RolloutState::Paused { by, .. } if by == "grace"
     ));
 }
+
+#[tokio::test]
+async fn info_names_the_store_the_daemon_holds() {
+    let h = start(WITH_TOKEN);
+    let (status, info) = h.get_json("/api/v1/info").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["store"]["id"], json!(h.store.identity()));
+    let path = std::fs::canonicalize(h.tmp.path().join("ringmaster.db")).unwrap();
+    assert_eq!(info["store"]["path"], json!(path.display().to_string()));
+    let listen = h.server.addr().to_string();
+    let verified = client::verify(&listen, &h.tmp.path().join("ringmaster.db"))
+        .await
+        .unwrap();
+    assert_eq!(verified.id, h.store.identity());
+    let other = tempfile::tempdir().unwrap();
+    let other_store = other.path().join("db");
+    drop(Store::open(&other_store).unwrap());
+    match client::verify(&listen, &other_store).await {
+        Err(ClientError::OtherStore { theirs, ours, .. }) => {
+            assert_eq!(theirs, path.display().to_string());
+            assert_eq!(
+                ours,
+                std::fs::canonicalize(&other_store)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Another fleet's daemon on this configuration's `api.listen`, holding its own store.
+fn foreign_daemon(port: u16) -> (tempfile::TempDir, Arc<Store>, ApiServer) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&tmp.path().join("theirs.db")).unwrap());
+    seed(&store, t0());
+    let server = ApiServer::start(
+        &format!("127.0.0.1:{port}"),
+        shared_over(&store),
+        ApiOptions {
+            token: Some(secret(tmp.path(), "their-token", TOKEN)),
+            ..ApiOptions::default()
+        },
+    )
+    .unwrap();
+    (tmp, store, server)
+}
+
+#[test]
+fn an_idle_store_is_written_directly_even_when_another_daemon_answers() {
+    let port = free_port();
+    let (_theirs, their_store, _server) = foreign_daemon(port);
+    let (_tmp, dir) = cli_dir(port);
+    {
+        let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+        seed(&store, t0());
+    }
+    let (code, stdout, stderr) = ringmaster(&dir, &["pause", ROLLOUT, "--as", "heidi"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "rollout `k8s-1.33` paused (takes effect at the next reconcile)\n"
+    );
+    assert_eq!(
+        their_store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active,
+        "the other fleet's daemon was not touched"
+    );
+    let ours = Store::open(&dir.join("ringmaster.db")).unwrap();
+    assert!(matches!(
+        ours.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Paused { .. }
+    ));
+}
+
+#[test]
+fn a_daemon_holding_another_store_is_refused_and_nothing_changes() {
+    let port = free_port();
+    let (_theirs, their_store, _server) = foreign_daemon(port);
+    let (_tmp, dir) = cli_dir(port);
+    // This fleet's daemon holds its store, but its API is not where `api.listen` points.
+    let ours = Store::open(&dir.join("ringmaster.db")).unwrap();
+    seed(&ours, t0());
+    let (code, stdout, stderr) = ringmaster(&dir, &["pause", ROLLOUT, "--as", "ivan"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the ringmaster daemon at 127.0.0.1:{port} (api.listen) holds another store, "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("theirs.db"), "{stderr}");
+    assert!(stderr.contains("ringmaster.db"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(
+        their_store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active
+    );
+    assert_eq!(
+        ours.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active
+    );
+    // `status` does not show the other fleet's rollouts either.
+    let (code, _, stderr) = ringmaster(&dir, &["status"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("holds another store"), "{stderr}");
+}

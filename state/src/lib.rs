@@ -243,6 +243,11 @@ impl Store {
         &self.identity
     }
 
+    /// The path it was opened at, as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn ensure_identity(&self, path: &Path) -> Result<String, StoreError> {
         let meta = self.tree(META)?;
         let id = match meta.get(IDENTITY_KEY).map_err(|e| self.err(e))? {

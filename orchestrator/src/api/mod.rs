@@ -2,6 +2,7 @@
 //!
 //! - `GET /healthz`, `GET /readyz` (the last reconcile pass fetched Git and reached the forge),
 //!   `GET /metrics` (Prometheus text, [`metrics`]);
+//! - `GET /api/v1/info` (the version, and the identity and path of the store it holds);
 //! - `GET /api/v1/rollouts[/{name}]` (what `ringmaster status --output json` prints);
 //! - `POST /api/v1/rollouts/{name}/{pause|resume|abort}`, `POST /api/v1/freeze`,
 //!   `POST /api/v1/unfreeze`: the control commands, behind the bearer token;

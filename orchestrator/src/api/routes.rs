@@ -58,6 +58,7 @@ pub(super) fn build(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/info", get(info))
         .route("/api/v1/rollouts", get(rollouts))
         .route("/api/v1/rollouts/{name}", get(rollout))
         .route("/api/v1/rollouts/{name}/history", get(history))
@@ -118,6 +119,21 @@ async fn metrics_text(State(api): State<Arc<Api>>) -> Response {
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// `GET /api/v1/info`: which ringmaster this is and which store it holds, so that a client
+/// can check it talks to the daemon of *its* store before it sends a command.
+async fn info(State(api): State<Arc<Api>>) -> Reply {
+    let store = api.shared.store();
+    let path = std::fs::canonicalize(store.path())
+        .map_or_else(|_| store.path().to_owned(), |p| p.display().to_string());
+    reply(
+        StatusCode::OK,
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": {"id": store.identity(), "path": path},
+        }),
+    )
 }
 
 async fn rollouts(State(api): State<Arc<Api>>) -> Reply {
