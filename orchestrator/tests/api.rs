@@ -201,6 +201,7 @@ fn start(setup: Setup) -> Harness {
         webhook_secret: setup
             .webhook_secret
             .map(|s| secret(tmp.path(), "webhook-secret", s)),
+        ..ApiOptions::default()
     };
     let shown = format!("{options:?}");
     assert!(!shown.contains(TOKEN), "Debug shows the token: {shown}");
@@ -707,7 +708,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
     assert_eq!(
         h.state(),
         RolloutState::Paused {
-            by: "alice".into(),
+            by: "alice (API token)".into(),
             reason: "incident 42".into()
         }
     );
@@ -718,7 +719,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
             last.actor.as_str(),
             last.message.as_str()
         ),
-        ("paused", "alice", "paused: incident 42")
+        ("paused", "alice (API token)", "paused: incident 42")
     );
     assert!(h.woken().await, "a control command wakes the loop");
 
@@ -746,7 +747,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
     let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
     assert_eq!(
         (last.kind.as_str(), last.actor.as_str()),
-        ("resumed", "api")
+        ("resumed", "api (API token)")
     );
 }
 
@@ -828,7 +829,7 @@ async fn abort_unknown_and_malformed_requests() {
     assert_eq!(
         h.state(),
         RolloutState::Aborted {
-            by: "carol".into(),
+            by: "carol (API token)".into(),
             reason: "bad release".into()
         }
     );
@@ -879,7 +880,7 @@ async fn freeze_and_unfreeze() {
     let freeze = h.store.global_freeze().unwrap().unwrap();
     assert_eq!(
         (freeze.reason.as_str(), freeze.by.as_str(), freeze.since),
-        ("incident 43", "dave", t0())
+        ("incident 43", "dave (API token)", t0())
     );
     let (_, status) = h.get_json("/api/v1/rollouts").await;
     assert_eq!(status["freeze"]["by"], "dave");
@@ -1029,7 +1030,7 @@ async fn the_client_sends_control_commands_to_the_daemon() {
     assert_eq!(
         h.state(),
         RolloutState::Paused {
-            by: "erin".into(),
+            by: "erin (API token)".into(),
             reason: "incident 44".into()
         }
     );
@@ -1133,7 +1134,8 @@ fn ringmaster_pause_goes_through_the_running_daemon() {
         shared_over(&store),
         ApiOptions {
             token: Some(token),
-            webhook_secret: None,
+            token_name: Some("api-token".into()),
+            ..ApiOptions::default()
         },
     )
     .unwrap();
@@ -1152,7 +1154,7 @@ fn ringmaster_pause_goes_through_the_running_daemon() {
     assert_eq!(
         store.rollout(ROLLOUT).unwrap().unwrap().state,
         RolloutState::Paused {
-            by: "frank".into(),
+            by: "frank (token api-token)".into(),
             reason: "incident 45".into()
         }
     );
@@ -1320,4 +1322,67 @@ fn a_daemon_holding_another_store_is_refused_and_nothing_changes() {
     let (code, _, stderr) = ringmaster(&dir, &["status"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("holds another store"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_journal_names_the_token_and_free_text_is_cleaned() {
+    let h = start(WITH_TOKEN);
+    let long = "y".repeat(2000);
+    let (status, reply) = h
+        .post(
+            &format!("/api/v1/rollouts/{ROLLOUT}/pause"),
+            Some(TOKEN),
+            Some(json!({
+                "reason": format!("\u{1b}[31mred\u{1b}[0m\nstatus: forged line {long}"),
+                "by": "mallory\n\u{1b}[2Jroot",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let RolloutState::Paused { by, reason } = h.state() else {
+        panic!("{:?}", h.state());
+    };
+    assert_eq!(by, "mallory root (API token)");
+    assert!(
+        reason.starts_with("red status: forged line yyy"),
+        "{reason}"
+    );
+    assert_eq!(reason.chars().count(), orchestrator::text::MAX_TEXT_CHARS);
+    let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
+    assert_eq!(last.actor, "mallory root (API token)");
+    assert!(
+        !last.message.chars().any(char::is_control),
+        "{:?}",
+        last.message
+    );
+}
+
+#[test]
+fn the_cli_cleans_what_it_stores_too() {
+    let port = free_port();
+    let (_tmp, dir) = cli_dir(port);
+    {
+        let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+        seed(&store, t0());
+    }
+    let (code, _, stderr) = ringmaster(
+        &dir,
+        &[
+            "pause",
+            ROLLOUT,
+            "--reason",
+            "line one\nline two\u{1b}[0m",
+            "--as",
+            "eve\r\n",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+    assert_eq!(
+        store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Paused {
+            by: "eve".into(),
+            reason: "line one line two".into()
+        }
+    );
 }

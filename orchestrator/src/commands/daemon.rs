@@ -41,11 +41,13 @@ fn settings(cli: &Cli) -> Option<Settings> {
     }
 }
 
+/// Who runs the command, for the journal (`--as`, else `$USER`), without control characters.
 fn who(explicit: Option<&str>) -> String {
-    explicit
+    let name = explicit
         .map(str::to_owned)
         .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "operator".to_owned())
+        .unwrap_or_else(|| "operator".to_owned());
+    orchestrator::text::clean_name(&name)
 }
 
 /// The configuration as committed, for forecasts (none when it does not load: the store
@@ -290,9 +292,25 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
         },
         ForgeSettings::Local => None,
     };
+    let token_name = s.api_token.as_ref().map(|source| match source {
+        rings::model::SecretSource::Env(name) => name.clone(),
+        rings::model::SecretSource::File(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+    });
+    let local_forge = match (&s.forge, &s.gitops.location) {
+        (ForgeSettings::Local, GitLocation::Local(repo)) => Some(api::LocalForgeAccess {
+            repo: repo.clone(),
+            author: s.author.clone(),
+        }),
+        _ => None,
+    };
     let options = api::ApiOptions {
         token,
+        token_name,
         webhook_secret,
+        local_forge,
     };
     let server = api::ApiServer::start(&s.api_listen, shared, options)?;
     eprintln!(
