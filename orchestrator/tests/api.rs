@@ -883,13 +883,13 @@ async fn freeze_and_unfreeze() {
         ("incident 43", "dave (API token)", t0())
     );
     let (_, status) = h.get_json("/api/v1/rollouts").await;
-    assert_eq!(status["freeze"]["by"], "dave");
+    assert_eq!(status["freeze"]["by"], "dave (API token)");
     let (_, text) = h.get("/metrics").await;
     assert_eq!(one(&parse_exposition(&text), "ringmaster_frozen", &[]), 1.0);
     let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
     assert_eq!(
         (last.kind.as_str(), last.actor.as_str()),
-        ("frozen", "dave")
+        ("frozen", "dave (API token)")
     );
 
     let (status, _) = h.post("/api/v1/unfreeze", None, None).await;
