@@ -967,6 +967,64 @@ async fn a_verified_webhook_wakes_the_loop() {
     assert!(h.woken().await);
 }
 
+/// A signed `pull_request` delivery to `h` with the delivery id `id`: status and body.
+async fn deliver(h: &Harness, id: &str) -> (u16, String) {
+    let body = serde_json::to_vec(&json!({
+        "action": "synchronize",
+        "number": 11,
+        "pull_request": {"head": {"ref": "ringmaster/k8s-1.33/nonprod/1", "sha": "abc123"}}
+    }))
+    .unwrap();
+    let r = h
+        .http
+        .post(h.url("/webhooks/github"))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", id)
+        .header("x-hub-signature-256", support::signed("hook-secret", &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Give the API's thread time to forward what it received (it runs on its own runtime).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn a_replayed_webhook_wakes_the_loop_once() {
+    let h = start(Setup {
+        token: true,
+        webhook_secret: Some("hook-secret"),
+    });
+    assert_eq!(deliver(&h, "d-1").await.0, 202);
+    for _ in 0..300 {
+        let (status, body) = deliver(&h, "d-1").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("duplicate delivery d-1"), "{body}");
+    }
+    settle().await;
+    assert!(h.woken().await);
+    assert!(h.not_woken(), "300 replays woke the loop again");
+}
+
+#[tokio::test]
+async fn many_deliveries_during_a_pass_make_one_more_pass() {
+    let h = start(Setup {
+        token: true,
+        webhook_secret: Some("hook-secret"),
+    });
+    // Nobody waits on the wake-up: the loop is in a pass.
+    for i in 0..40 {
+        assert_eq!(deliver(&h, &format!("d-{i}")).await.0, 202);
+    }
+    settle().await;
+    assert!(h.woken().await, "one more pass");
+    assert!(h.not_woken(), "and only one");
+}
+
 #[tokio::test]
 async fn without_a_webhook_secret_the_endpoint_is_absent() {
     let h = start(WITH_TOKEN);

@@ -232,8 +232,11 @@ pub async fn serve(
         // Webhooks only wake the loop (the truth is re-read from the forge); the event itself
         // is dropped here.
         Some(mut rx) => {
+            // Wake-ups coalesce: everything queued is one wake-up, and `Notify` keeps at most
+            // one while a pass runs, so many deliveries during a pass make one more pass.
             let forward = async move {
                 while rx.recv().await.is_some() {
+                    while rx.try_recv().is_ok() {}
                     shared.wake().notify_one();
                 }
                 std::future::pending::<()>().await;
