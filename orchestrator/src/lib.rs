@@ -5,3 +5,4 @@ pub mod daemon;
 pub mod forge;
 pub mod gitops;
 pub mod secret;
+pub mod text;

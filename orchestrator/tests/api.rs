@@ -201,6 +201,7 @@ fn start(setup: Setup) -> Harness {
         webhook_secret: setup
             .webhook_secret
             .map(|s| secret(tmp.path(), "webhook-secret", s)),
+        ..ApiOptions::default()
     };
     let shown = format!("{options:?}");
     assert!(!shown.contains(TOKEN), "Debug shows the token: {shown}");
@@ -707,7 +708,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
     assert_eq!(
         h.state(),
         RolloutState::Paused {
-            by: "alice".into(),
+            by: "alice (API token)".into(),
             reason: "incident 42".into()
         }
     );
@@ -718,7 +719,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
             last.actor.as_str(),
             last.message.as_str()
         ),
-        ("paused", "alice", "paused: incident 42")
+        ("paused", "alice (API token)", "paused: incident 42")
     );
     assert!(h.woken().await, "a control command wakes the loop");
 
@@ -746,7 +747,7 @@ async fn pause_needs_the_bearer_token_and_a_refusal_changes_nothing() {
     let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
     assert_eq!(
         (last.kind.as_str(), last.actor.as_str()),
-        ("resumed", "api")
+        ("resumed", "api (API token)")
     );
 }
 
@@ -828,7 +829,7 @@ async fn abort_unknown_and_malformed_requests() {
     assert_eq!(
         h.state(),
         RolloutState::Aborted {
-            by: "carol".into(),
+            by: "carol (API token)".into(),
             reason: "bad release".into()
         }
     );
@@ -879,16 +880,16 @@ async fn freeze_and_unfreeze() {
     let freeze = h.store.global_freeze().unwrap().unwrap();
     assert_eq!(
         (freeze.reason.as_str(), freeze.by.as_str(), freeze.since),
-        ("incident 43", "dave", t0())
+        ("incident 43", "dave (API token)", t0())
     );
     let (_, status) = h.get_json("/api/v1/rollouts").await;
-    assert_eq!(status["freeze"]["by"], "dave");
+    assert_eq!(status["freeze"]["by"], "dave (API token)");
     let (_, text) = h.get("/metrics").await;
     assert_eq!(one(&parse_exposition(&text), "ringmaster_frozen", &[]), 1.0);
     let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
     assert_eq!(
         (last.kind.as_str(), last.actor.as_str()),
-        ("frozen", "dave")
+        ("frozen", "dave (API token)")
     );
 
     let (status, _) = h.post("/api/v1/unfreeze", None, None).await;
@@ -966,6 +967,64 @@ async fn a_verified_webhook_wakes_the_loop() {
     assert!(h.woken().await);
 }
 
+/// A signed `pull_request` delivery to `h` with the delivery id `id`: status and body.
+async fn deliver(h: &Harness, id: &str) -> (u16, String) {
+    let body = serde_json::to_vec(&json!({
+        "action": "synchronize",
+        "number": 11,
+        "pull_request": {"head": {"ref": "ringmaster/k8s-1.33/nonprod/1", "sha": "abc123"}}
+    }))
+    .unwrap();
+    let r = h
+        .http
+        .post(h.url("/webhooks/github"))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", id)
+        .header("x-hub-signature-256", support::signed("hook-secret", &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Give the API's thread time to forward what it received (it runs on its own runtime).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn a_replayed_webhook_wakes_the_loop_once() {
+    let h = start(Setup {
+        token: true,
+        webhook_secret: Some("hook-secret"),
+    });
+    assert_eq!(deliver(&h, "d-1").await.0, 202);
+    for _ in 0..300 {
+        let (status, body) = deliver(&h, "d-1").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("duplicate delivery d-1"), "{body}");
+    }
+    settle().await;
+    assert!(h.woken().await);
+    assert!(h.not_woken(), "300 replays woke the loop again");
+}
+
+#[tokio::test]
+async fn many_deliveries_during_a_pass_make_one_more_pass() {
+    let h = start(Setup {
+        token: true,
+        webhook_secret: Some("hook-secret"),
+    });
+    // Nobody waits on the wake-up: the loop is in a pass.
+    for i in 0..40 {
+        assert_eq!(deliver(&h, &format!("d-{i}")).await.0, 202);
+    }
+    settle().await;
+    assert!(h.woken().await, "one more pass");
+    assert!(h.not_woken(), "and only one");
+}
+
 #[tokio::test]
 async fn without_a_webhook_secret_the_endpoint_is_absent() {
     let h = start(WITH_TOKEN);
@@ -1029,7 +1088,7 @@ async fn the_client_sends_control_commands_to_the_daemon() {
     assert_eq!(
         h.state(),
         RolloutState::Paused {
-            by: "erin".into(),
+            by: "erin (API token)".into(),
             reason: "incident 44".into()
         }
     );
@@ -1133,7 +1192,8 @@ fn ringmaster_pause_goes_through_the_running_daemon() {
         shared_over(&store),
         ApiOptions {
             token: Some(token),
-            webhook_secret: None,
+            token_name: Some("api-token".into()),
+            ..ApiOptions::default()
         },
     )
     .unwrap();
@@ -1152,7 +1212,7 @@ fn ringmaster_pause_goes_through_the_running_daemon() {
     assert_eq!(
         store.rollout(ROLLOUT).unwrap().unwrap().state,
         RolloutState::Paused {
-            by: "frank".into(),
+            by: "frank (token api-token)".into(),
             reason: "incident 45".into()
         }
     );
@@ -1212,4 +1272,175 @@ fn without_a_daemon_the_cli_writes_the_store() {
         store.rollout(ROLLOUT).unwrap().unwrap().state,
         RolloutState::Paused { by, .. } if by == "grace"
     ));
+}
+
+#[tokio::test]
+async fn info_names_the_store_the_daemon_holds() {
+    let h = start(WITH_TOKEN);
+    let (status, info) = h.get_json("/api/v1/info").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["store"]["id"], json!(h.store.identity()));
+    let path = std::fs::canonicalize(h.tmp.path().join("ringmaster.db")).unwrap();
+    assert_eq!(info["store"]["path"], json!(path.display().to_string()));
+    let listen = h.server.addr().to_string();
+    let verified = client::verify(&listen, &h.tmp.path().join("ringmaster.db"))
+        .await
+        .unwrap();
+    assert_eq!(verified.id, h.store.identity());
+    let other = tempfile::tempdir().unwrap();
+    let other_store = other.path().join("db");
+    drop(Store::open(&other_store).unwrap());
+    match client::verify(&listen, &other_store).await {
+        Err(ClientError::OtherStore { theirs, ours, .. }) => {
+            assert_eq!(theirs, path.display().to_string());
+            assert_eq!(
+                ours,
+                std::fs::canonicalize(&other_store)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Another fleet's daemon on this configuration's `api.listen`, holding its own store.
+fn foreign_daemon(port: u16) -> (tempfile::TempDir, Arc<Store>, ApiServer) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&tmp.path().join("theirs.db")).unwrap());
+    seed(&store, t0());
+    let server = ApiServer::start(
+        &format!("127.0.0.1:{port}"),
+        shared_over(&store),
+        ApiOptions {
+            token: Some(secret(tmp.path(), "their-token", TOKEN)),
+            ..ApiOptions::default()
+        },
+    )
+    .unwrap();
+    (tmp, store, server)
+}
+
+#[test]
+fn an_idle_store_is_written_directly_even_when_another_daemon_answers() {
+    let port = free_port();
+    let (_theirs, their_store, _server) = foreign_daemon(port);
+    let (_tmp, dir) = cli_dir(port);
+    {
+        let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+        seed(&store, t0());
+    }
+    let (code, stdout, stderr) = ringmaster(&dir, &["pause", ROLLOUT, "--as", "heidi"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "rollout `k8s-1.33` paused (takes effect at the next reconcile)\n"
+    );
+    assert_eq!(
+        their_store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active,
+        "the other fleet's daemon was not touched"
+    );
+    let ours = Store::open(&dir.join("ringmaster.db")).unwrap();
+    assert!(matches!(
+        ours.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Paused { .. }
+    ));
+}
+
+#[test]
+fn a_daemon_holding_another_store_is_refused_and_nothing_changes() {
+    let port = free_port();
+    let (_theirs, their_store, _server) = foreign_daemon(port);
+    let (_tmp, dir) = cli_dir(port);
+    // This fleet's daemon holds its store, but its API is not where `api.listen` points.
+    let ours = Store::open(&dir.join("ringmaster.db")).unwrap();
+    seed(&ours, t0());
+    let (code, stdout, stderr) = ringmaster(&dir, &["pause", ROLLOUT, "--as", "ivan"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the ringmaster daemon at 127.0.0.1:{port} (api.listen) holds another store, "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("theirs.db"), "{stderr}");
+    assert!(stderr.contains("ringmaster.db"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(
+        their_store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active
+    );
+    assert_eq!(
+        ours.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Active
+    );
+    // `status` does not show the other fleet's rollouts either.
+    let (code, _, stderr) = ringmaster(&dir, &["status"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("holds another store"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_journal_names_the_token_and_free_text_is_cleaned() {
+    let h = start(WITH_TOKEN);
+    let long = "y".repeat(2000);
+    let (status, reply) = h
+        .post(
+            &format!("/api/v1/rollouts/{ROLLOUT}/pause"),
+            Some(TOKEN),
+            Some(json!({
+                "reason": format!("\u{1b}[31mred\u{1b}[0m\nstatus: forged line {long}"),
+                "by": "mallory\n\u{1b}[2Jroot",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let RolloutState::Paused { by, reason } = h.state() else {
+        panic!("{:?}", h.state());
+    };
+    assert_eq!(by, "mallory root (API token)");
+    assert!(
+        reason.starts_with("red status: forged line yyy"),
+        "{reason}"
+    );
+    assert_eq!(reason.chars().count(), orchestrator::text::MAX_TEXT_CHARS);
+    let last = h.store.journal(ROLLOUT).unwrap().pop().unwrap();
+    assert_eq!(last.actor, "mallory root (API token)");
+    assert!(
+        !last.message.chars().any(char::is_control),
+        "{:?}",
+        last.message
+    );
+}
+
+#[test]
+fn the_cli_cleans_what_it_stores_too() {
+    let port = free_port();
+    let (_tmp, dir) = cli_dir(port);
+    {
+        let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+        seed(&store, t0());
+    }
+    let (code, _, stderr) = ringmaster(
+        &dir,
+        &[
+            "pause",
+            ROLLOUT,
+            "--reason",
+            "line one\nline two\u{1b}[0m",
+            "--as",
+            "eve\r\n",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let store = Store::open(&dir.join("ringmaster.db")).unwrap();
+    assert_eq!(
+        store.rollout(ROLLOUT).unwrap().unwrap().state,
+        RolloutState::Paused {
+            by: "eve".into(),
+            reason: "line one line two".into()
+        }
+    );
 }

@@ -622,3 +622,190 @@ fn plan_forecasts_nothing_before_a_global_freeze_lifts_and_a_past_freeze_is_refu
         text(&out.stderr)
     );
 }
+
+/// A rollout record for `k8s-1.33` in the example's store (as the daemon would have made).
+fn seed_rollout(store: &state::Store) {
+    let now = chrono::Utc::now();
+    let rollout = state::Rollout {
+        name: "k8s-1.33".into(),
+        order: 0,
+        summary: "Kubernetes 1.33".into(),
+        state: state::RolloutState::Active,
+        created_at: now,
+        updated_at: now,
+        revert_of: None,
+    };
+    let runs = vec![state::RingRun::pending("k8s-1.33", "nonprod", 0, now)];
+    let started = state::Event {
+        at: now,
+        rollout: "k8s-1.33".into(),
+        ring: None,
+        kind: "started".into(),
+        message: "started".into(),
+        actor: "ringmaster".into(),
+    };
+    assert!(store.create_rollout(&rollout, &runs, &started).unwrap());
+}
+
+/// Move the ring branch to a new commit, as when it is regenerated on a moved base.
+fn regenerate_branch(dir: &Path, branch: &str) -> String {
+    let repo = git2::Repository::open(dir.join("gitops")).unwrap();
+    let old = repo
+        .find_commit(repo.refname_to_id(&format!("refs/heads/{branch}")).unwrap())
+        .unwrap();
+    let sig = git2::Signature::now("ringmaster", "ringmaster@example.com").unwrap();
+    let new = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            "regenerated",
+            &old.tree().unwrap(),
+            &old.parents().collect::<Vec<_>>().iter().collect::<Vec<_>>(),
+        )
+        .unwrap();
+    repo.reference(&format!("refs/heads/{branch}"), new, true, "regenerate")
+        .unwrap();
+    new.to_string()
+}
+
+#[test]
+fn prs_shows_the_current_head_and_marks_stale_approvals() {
+    let (_tmp, dir, _) = example();
+    let head = open_local_pr(&dir, "nonprod");
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "nonprod", "--as", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let new_head = regenerate_branch(&dir, "ringmaster/k8s-1.33/nonprod/1");
+    assert_ne!(new_head, head);
+
+    let out = ringmaster(&dir, &["prs", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["head"], new_head.as_str(), "the branch's head now");
+    assert_eq!(v[0]["approvals"][0]["sha"], head.as_str());
+    assert_eq!(v[0]["approvals"][0]["stale"], true);
+    let out = ringmaster(&dir, &["prs"]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains(&format!(
+            "head {}  approvals: alice (stale: given on {}, not the head)",
+            &new_head[..12],
+            &head[..12]
+        )),
+        "{listed}"
+    );
+
+    // Approving again counts for the new head.
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "nonprod", "--as", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ringmaster(&dir, &["prs", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["approvals"][0]["sha"], new_head.as_str());
+    assert_eq!(v[0]["approvals"][0]["stale"], false);
+}
+
+#[test]
+fn an_approval_is_in_the_history() {
+    let (_tmp, dir, _) = example();
+    let head = open_local_pr(&dir, "nonprod");
+    seed_rollout(&state::Store::open(&dir.join("ringmaster.db")).unwrap());
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "nonprod", "--as", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ringmaster(&dir, &["history", "k8s-1.33", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = v["events"].as_array().or_else(|| v.as_array()).unwrap();
+    let approved = events
+        .iter()
+        .find(|e| e["kind"] == "approved")
+        .unwrap_or_else(|| panic!("no `approved` event: {v}"));
+    assert_eq!(approved["ring"], "nonprod");
+    assert_eq!(approved["actor"], "alice");
+    assert_eq!(
+        approved["message"],
+        format!(
+            "PR #1 (ringmaster/k8s-1.33/nonprod/1) approved at {}",
+            &head[..12]
+        )
+    );
+}
+
+#[test]
+fn prs_and_approve_go_through_the_daemon_that_holds_the_store() {
+    let (_tmp, dir, _) = example();
+    let head = open_local_pr(&dir, "nonprod");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("ringmaster.yaml");
+    let mut yaml = std::fs::read_to_string(&cfg).unwrap();
+    yaml.push_str(&format!(
+        "api: {{ listen: \"127.0.0.1:{port}\", tokenFile: ./api-token }}\n"
+    ));
+    std::fs::write(&cfg, yaml).unwrap();
+    std::fs::write(dir.join("api-token"), "tok-cli-approve").unwrap();
+    // The "daemon": it holds the store and serves the API with the local forge.
+    let store = std::sync::Arc::new(state::Store::open(&dir.join("ringmaster.db")).unwrap());
+    seed_rollout(&store);
+    let shared = orchestrator::api::Shared::new(
+        std::sync::Arc::clone(&store),
+        std::sync::Arc::new(orchestrator::daemon::clock::SystemClock),
+        std::sync::Arc::new(orchestrator::api::Metrics::new()),
+        chrono::TimeDelta::minutes(5),
+    );
+    let _server = orchestrator::api::ApiServer::start(
+        &format!("127.0.0.1:{port}"),
+        shared,
+        orchestrator::api::ApiOptions {
+            token: Some(
+                orchestrator::secret::Secret::read(&rings::model::SecretSource::File(
+                    dir.join("api-token"),
+                ))
+                .unwrap(),
+            ),
+            token_name: Some("api-token".into()),
+            local_forge: Some(orchestrator::api::LocalForgeAccess {
+                repo: dir.join("gitops"),
+                author: ("ringmaster".into(), "ringmaster@example.com".into()),
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    let out = ringmaster(&dir, &["prs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("ringmaster/k8s-1.33/nonprod/1")
+            && text(&out.stdout).contains("approvals: none"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "nonprod", "--as", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "approved #1 (ringmaster/k8s-1.33/nonprod/1) at {} as alice (token api-token) (through the running daemon at http://127.0.0.1:{port})\n",
+            &head[..12]
+        )
+    );
+    let pr = store.local_pr(1).unwrap().unwrap();
+    assert_eq!(pr.approvals[0].by, "alice", "the reviewer as named");
+    assert_eq!(pr.approvals[0].sha, head);
+    let approved = store.journal("k8s-1.33").unwrap().pop().unwrap();
+    assert_eq!(
+        (approved.kind.as_str(), approved.actor.as_str()),
+        ("approved", "alice (token api-token)")
+    );
+
+    // A wrong ring is the daemon's refusal, exit 1.
+    let out = ringmaster(&dir, &["approve", "k8s-1.33", "prod-main"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no open pull request for rollout `k8s-1.33`, ring `prod-main`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

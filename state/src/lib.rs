@@ -31,6 +31,10 @@ const META: &str = "meta";
 const LOCAL_PRS: &str = "local_prs";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_PR_KEY: &[u8] = b"next_local_pr";
+const IDENTITY_KEY: &[u8] = b"store_id";
+/// The file inside the store's directory that repeats its identity ([`Store::identity`]), so a
+/// client can read it while a running daemon holds the store's lock.
+pub const IDENTITY_FILE: &str = "ringmaster.id";
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,34 @@ pub struct Store {
     path: String,
     /// Bumped by every write of a rollout, a ring run or the global freeze through this handle.
     generation: std::sync::atomic::AtomicU64,
+    /// [`Store::identity`].
+    identity: String,
+}
+
+/// The identity of the store at `path` as its [`IDENTITY_FILE`] says, without opening it (a
+/// running daemon holds its lock); `None` when there is no such file (no store there yet, or
+/// one last opened by a ringmaster before identities).
+pub fn read_identity(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path.join(IDENTITY_FILE)).ok()?;
+    let id = text.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// A new random identity: 128 bits as hex, from the standard library's randomly keyed hasher
+/// (no extra dependency), mixed with the time and the process id.
+fn new_identity() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
@@ -172,10 +204,11 @@ impl Store {
                     message: e.to_string(),
                 },
             })?;
-        let store = Store {
+        let mut store = Store {
             db,
             path: shown,
             generation: std::sync::atomic::AtomicU64::new(0),
+            identity: String::new(),
         };
         let meta = store.tree(META)?;
         match meta.get(SCHEMA_KEY).map_err(|e| store.err(e))? {
@@ -199,7 +232,46 @@ impl Store {
                 }
             }
         }
+        store.identity = store.ensure_identity(path)?;
         Ok(store)
+    }
+
+    /// The store's identity, generated once when it is first opened and kept in its meta tree:
+    /// it tells two stores apart (a client checks that the daemon it talks to holds *this*
+    /// store). Also written to [`IDENTITY_FILE`] in the store's directory ([`read_identity`]).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The path it was opened at, as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn ensure_identity(&self, path: &Path) -> Result<String, StoreError> {
+        let meta = self.tree(META)?;
+        let id = match meta.get(IDENTITY_KEY).map_err(|e| self.err(e))? {
+            Some(v) => String::from_utf8_lossy(&v).into_owned(),
+            None => {
+                let id = new_identity();
+                meta.insert(IDENTITY_KEY, id.as_bytes())
+                    .map_err(|e| self.err(e))?;
+                self.flush()?;
+                id
+            }
+        };
+        let file = path.join(IDENTITY_FILE);
+        if read_identity(path).as_deref() != Some(id.as_str()) {
+            // Written beside sled's own files, atomically (a reader never sees half an id).
+            let tmp = path.join(format!("{IDENTITY_FILE}.tmp"));
+            std::fs::write(&tmp, format!("{id}\n"))
+                .and_then(|()| std::fs::rename(&tmp, &file))
+                .map_err(|e| StoreError::Sled {
+                    path: self.path.clone(),
+                    message: format!("writing {}: {e}", file.display()),
+                })?;
+        }
+        Ok(id)
     }
 
     pub(crate) fn err(&self, e: sled::Error) -> StoreError {
@@ -364,6 +436,28 @@ mod tests {
             "a stale view must not win"
         );
         assert_eq!(s.local_pr(1).unwrap().unwrap().state, PrState::Merged);
+    }
+
+    #[test]
+    fn the_identity_is_kept_and_readable_without_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let id = {
+            let s = Store::open(&a).unwrap();
+            assert_eq!(s.identity().len(), 32);
+            assert_eq!(read_identity(&a).as_deref(), Some(s.identity()));
+            s.identity().to_owned()
+        };
+        // A lost file is written again, with the same identity.
+        std::fs::remove_file(a.join(IDENTITY_FILE)).unwrap();
+        assert_eq!(Store::open(&a).unwrap().identity(), id);
+        assert_eq!(read_identity(&a), Some(id.clone()));
+        assert_ne!(
+            Store::open(&b).unwrap().identity(),
+            id,
+            "two stores, two ids"
+        );
+        assert_eq!(read_identity(&dir.path().join("none")), None);
     }
 
     #[test]

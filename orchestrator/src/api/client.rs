@@ -1,6 +1,8 @@
-//! The control commands (`ringmaster pause|resume|abort|freeze|unfreeze`) sent to a running
-//! daemon's API. The CLI tries this first: a running daemon holds the store's lock, and going
-//! through it also serialises the command with its reconcile passes.
+//! The control commands (`ringmaster pause|resume|abort|freeze|unfreeze|approve`) and reads
+//! sent to a running daemon's API. The CLI goes this way only when the store of its
+//! configuration is locked (a running daemon holds it), and only after [`verify`] says the
+//! daemon at `api.listen` is the one holding *that* store: another fleet's daemon on the same
+//! port must never receive this fleet's commands.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +54,22 @@ pub enum Request<'a> {
     },
     /// Lift the global freeze.
     Unfreeze,
+    /// Approve the open PR of a ring (local forge).
+    Approve {
+        /// The rollout.
+        rollout: &'a str,
+        /// The ring.
+        ring: &'a str,
+    },
+}
+
+/// Which store a daemon holds, as `GET /api/v1/info` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// [`state::Store::identity`].
+    pub id: String,
+    /// The store's canonical path on the daemon's machine.
+    pub path: String,
 }
 
 /// Why the daemon did not apply a command.
@@ -77,6 +95,34 @@ pub enum ClientError {
         status: u16,
         /// The daemon's `error`.
         message: String,
+    },
+    /// A ringmaster answers there, but it holds another store than this configuration's.
+    #[error(
+        "the ringmaster daemon at {addr} (api.listen) holds another store, {theirs} (id {their_id}), not {ours} (id {our_id}); check `api.listen` (nothing was changed)"
+    )]
+    OtherStore {
+        /// Where.
+        addr: String,
+        /// The daemon's store path.
+        theirs: String,
+        /// Its identity.
+        their_id: String,
+        /// This configuration's store path.
+        ours: String,
+        /// Its identity.
+        our_id: String,
+    },
+    /// It cannot be told which store the daemon holds.
+    #[error(
+        "cannot tell whether the ringmaster daemon at {addr} holds the store {ours}: {why} (nothing was changed)"
+    )]
+    Unverified {
+        /// Where.
+        addr: String,
+        /// This configuration's store path.
+        ours: String,
+        /// Why not.
+        why: String,
     },
 }
 
@@ -111,6 +157,9 @@ fn endpoint(base: &str, request: &Request<'_>) -> Result<Url, String> {
             Request::Abort { rollout, .. } => path.extend(["rollouts", rollout, "abort"]),
             Request::Freeze { .. } => path.push("freeze"),
             Request::Unfreeze => path.push("unfreeze"),
+            Request::Approve { rollout, ring } => {
+                path.extend(["rollouts", rollout, "rings", ring, "approve"])
+            }
         };
     }
     Ok(url)
@@ -122,7 +171,9 @@ fn body(request: &Request<'_>, by: &str) -> Value {
         Request::Abort { reason, revert, .. } => {
             json!({"reason": reason, "by": by, "revert": revert})
         }
-        Request::Resume { .. } | Request::Unfreeze => json!({"by": by}),
+        Request::Resume { .. } | Request::Unfreeze | Request::Approve { .. } => {
+            json!({"by": by})
+        }
         Request::Freeze { until, reason } => json!({
             "until": until.to_rfc3339_opts(SecondsFormat::Secs, true),
             "reason": reason,
@@ -144,8 +195,115 @@ fn refused_connection(e: &reqwest::Error) -> bool {
     false
 }
 
+fn http() -> Result<reqwest::Client, String> {
+    // reqwest builds its TLS configuration even for plain HTTP; the binary installs the ring
+    // provider in `main`, tests may not have.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(RESPONSE_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `GET path` (`/api/v1/...`) from the daemon listening on `listen`: its JSON, or why not.
+pub async fn get(listen: &str, path: &str) -> Result<Value, ClientError> {
+    let base = base_url(listen);
+    let addr = base.trim_start_matches("http://").to_owned();
+    let unreachable = |why: String| ClientError::Unreachable {
+        addr: addr.clone(),
+        why,
+    };
+    let client = http().map_err(&unreachable)?;
+    let response = match client.get(format!("{base}{path}")).send().await {
+        Ok(r) => r,
+        Err(e) if refused_connection(&e) => return Err(ClientError::NotRunning(addr)),
+        Err(e) => return Err(unreachable(e.to_string())),
+    };
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let value: Value = serde_json::from_str(&text).map_err(|_| {
+        unreachable(format!(
+            "something answered HTTP {status} there, but not as ringmaster does"
+        ))
+    })?;
+    match (status.is_success(), &value["error"]) {
+        (true, _) => Ok(value),
+        (false, Value::String(message)) => Err(ClientError::Refused {
+            addr,
+            status: status.as_u16(),
+            message: message.clone(),
+        }),
+        (false, _) => Err(unreachable(format!(
+            "something answered HTTP {status} there, but not as ringmaster does"
+        ))),
+    }
+}
+
+/// Which store the daemon listening on `listen` holds (`GET /api/v1/info`).
+pub async fn info(listen: &str) -> Result<StoreInfo, ClientError> {
+    let value = get(listen, "/api/v1/info").await?;
+    match (&value["store"]["id"], &value["store"]["path"]) {
+        (Value::String(id), Value::String(path)) => Ok(StoreInfo {
+            id: id.clone(),
+            path: path.clone(),
+        }),
+        _ => Err(ClientError::Unreachable {
+            addr: base_url(listen).trim_start_matches("http://").to_owned(),
+            why: "its /api/v1/info names no store".to_owned(),
+        }),
+    }
+}
+
+/// Check that the daemon listening on `listen` holds the store at `store_path` (which it has
+/// locked, so only its identity file is read here): the same [`state::Store::identity`].
+pub async fn verify(listen: &str, store_path: &std::path::Path) -> Result<StoreInfo, ClientError> {
+    let addr = base_url(listen).trim_start_matches("http://").to_owned();
+    let ours = std::fs::canonicalize(store_path)
+        .unwrap_or_else(|_| store_path.to_path_buf())
+        .display()
+        .to_string();
+    let Some(our_id) = state::read_identity(store_path) else {
+        return Err(ClientError::Unverified {
+            addr,
+            ours,
+            why: format!(
+                "the store has no {} (it was last opened by an older ringmaster; restart the daemon)",
+                state::IDENTITY_FILE
+            ),
+        });
+    };
+    let theirs = match info(listen).await {
+        Ok(theirs) => theirs,
+        // An older daemon has no /api/v1/info.
+        Err(ClientError::Refused { status: 404, .. }) => {
+            return Err(ClientError::Unverified {
+                addr,
+                ours,
+                why: "it does not say which store it holds (an older ringmaster?)".to_owned(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if theirs.id == our_id {
+        Ok(theirs)
+    } else {
+        Err(ClientError::OtherStore {
+            addr,
+            theirs: theirs.path,
+            their_id: theirs.id,
+            ours,
+            our_id,
+        })
+    }
+}
+
 /// Send `request` on behalf of `by` to the daemon listening on `listen`, with `token`.
-/// Returns the daemon's message.
+/// Returns the daemon's message. The caller has [`verify`]-ed the daemon first.
 pub async fn send(
     listen: &str,
     token: Option<&Secret>,
@@ -159,15 +317,7 @@ pub async fn send(
         why,
     };
     let url = endpoint(&base, request).map_err(&unreachable)?;
-    // reqwest builds its TLS configuration even for plain HTTP; the binary installs the ring
-    // provider in `main`, tests may not have.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(RESPONSE_TIMEOUT)
-        .no_proxy()
-        .build()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let client = http().map_err(&unreachable)?;
     let mut post = client.post(url).json(&body(request, by));
     if let Some(token) = token {
         post = post.bearer_auth(token.expose());

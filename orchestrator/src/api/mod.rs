@@ -2,9 +2,12 @@
 //!
 //! - `GET /healthz`, `GET /readyz` (the last reconcile pass fetched Git and reached the forge),
 //!   `GET /metrics` (Prometheus text, [`metrics`]);
+//! - `GET /api/v1/info` (the version, and the identity and path of the store it holds);
 //! - `GET /api/v1/rollouts[/{name}]` (what `ringmaster status --output json` prints);
 //! - `POST /api/v1/rollouts/{name}/{pause|resume|abort}`, `POST /api/v1/freeze`,
 //!   `POST /api/v1/unfreeze`: the control commands, behind the bearer token;
+//! - with the local forge, `GET /api/v1/prs` and `POST /api/v1/rollouts/{name}/rings/{ring}/approve`
+//!   (behind the token): what `ringmaster prs` and `approve` do while the daemon holds the store;
 //! - `POST /webhooks/github` when a webhook secret is configured: wakes the reconcile loop.
 //!
 //! The server runs on its own thread ([`ApiServer`]) so that probes and scrapes answer while a
@@ -192,12 +195,26 @@ impl Shared {
     }
 }
 
+/// What the API needs to list and approve the local forge's PRs.
+#[derive(Debug, Clone)]
+pub struct LocalForgeAccess {
+    /// The GitOps repository the local forge merges into.
+    pub repo: std::path::PathBuf,
+    /// Commit author (name, email).
+    pub author: (String, String),
+}
+
 /// How the API is set up.
 #[derive(Debug, Default)]
 pub struct ApiOptions {
     /// The bearer token of the mutating endpoints (`api.tokenEnv` / `api.tokenFile`). `None`:
     /// they answer 403, never act.
     pub token: Option<Secret>,
+    /// The token's name (its variable or file), journalled beside the `by` a request claims:
+    /// `alice (token RINGMASTER_API_TOKEN)`. `None`: `alice (API token)`.
+    pub token_name: Option<String>,
+    /// With the local forge: `GET /api/v1/prs` and `POST …/rings/{ring}/approve` work.
+    pub local_forge: Option<LocalForgeAccess>,
     /// The GitHub webhook secret. `None`: `/webhooks/github` answers 404.
     pub webhook_secret: Option<Secret>,
 }
@@ -215,8 +232,11 @@ pub async fn serve(
         // Webhooks only wake the loop (the truth is re-read from the forge); the event itself
         // is dropped here.
         Some(mut rx) => {
+            // Wake-ups coalesce: everything queued is one wake-up, and `Notify` keeps at most
+            // one while a pass runs, so many deliveries during a pass make one more pass.
             let forward = async move {
                 while rx.recv().await.is_some() {
+                    while rx.try_recv().is_ok() {}
                     shared.wake().notify_one();
                 }
                 std::future::pending::<()>().await;

@@ -19,9 +19,10 @@ use state::Store;
 use tokio::sync::mpsc::Receiver;
 
 use super::auth::{self, Denied};
-use super::{ApiOptions, Shared, WRITE_LOCK_WAIT, metrics};
+use super::{ApiOptions, LocalForgeAccess, Shared, WRITE_LOCK_WAIT, metrics};
 use crate::daemon::control::{self, ControlError};
 use crate::daemon::status;
+use crate::forge::local::LocalForge;
 use crate::forge::webhook::{self, ForgeEvent};
 use crate::secret::Secret;
 
@@ -33,6 +34,9 @@ const DEFAULT_ACTOR: &str = "api";
 struct Api {
     shared: Arc<Shared>,
     token: Option<Secret>,
+    /// Who the token is, for the journal.
+    token_name: String,
+    local_forge: Option<LocalForgeAccess>,
 }
 
 type Reply = (StatusCode, axum::Json<Value>);
@@ -53,15 +57,25 @@ pub(super) fn build(
     let api = Arc::new(Api {
         shared,
         token: options.token,
+        token_name: options
+            .token_name
+            .map_or_else(|| "API token".to_owned(), |n| format!("token {n}")),
+        local_forge: options.local_forge,
     });
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/info", get(info))
         .route("/api/v1/rollouts", get(rollouts))
         .route("/api/v1/rollouts/{name}", get(rollout))
         .route("/api/v1/rollouts/{name}/history", get(history))
         .route("/api/v1/rollouts/{name}/{action}", post(rollout_command))
+        .route("/api/v1/prs", get(prs))
+        .route(
+            "/api/v1/rollouts/{name}/rings/{ring}/approve",
+            post(approve),
+        )
         .route("/api/v1/freeze", post(freeze))
         .route("/api/v1/unfreeze", post(unfreeze))
         .fallback(not_found)
@@ -118,6 +132,21 @@ async fn metrics_text(State(api): State<Arc<Api>>) -> Response {
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// `GET /api/v1/info`: which ringmaster this is and which store it holds, so that a client
+/// can check it talks to the daemon of *its* store before it sends a command.
+async fn info(State(api): State<Arc<Api>>) -> Reply {
+    let store = api.shared.store();
+    let path = std::fs::canonicalize(store.path())
+        .map_or_else(|_| store.path().to_owned(), |p| p.display().to_string());
+    reply(
+        StatusCode::OK,
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": {"id": store.identity(), "path": path},
+        }),
+    )
 }
 
 async fn rollouts(State(api): State<Arc<Api>>) -> Reply {
@@ -198,10 +227,14 @@ struct UnfreezeBody {
     by: Option<String>,
 }
 
-fn actor(by: Option<String>) -> String {
-    by.map(|b| b.trim().to_owned())
+/// Who the journal names: the `by` the request claims (cleaned), and beside it who actually
+/// authenticated (the token), since anyone holding the token can claim any name.
+fn actor(by: Option<String>, token_name: &str) -> String {
+    let claimed = by
+        .map(|b| crate::text::clean_name(&b))
         .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| DEFAULT_ACTOR.to_owned())
+        .unwrap_or_else(|| DEFAULT_ACTOR.to_owned());
+    format!("{claimed} ({token_name})")
 }
 
 fn denied(d: Denied) -> Response {
@@ -243,6 +276,106 @@ fn body_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reply> {
     })
 }
 
+/// The one-writer lock, or 503 when the pass in progress lasts too long.
+async fn write_lock(shared: &Shared) -> Result<tokio::sync::MutexGuard<'_, ()>, Reply> {
+    tokio::time::timeout(WRITE_LOCK_WAIT, shared.write_lock())
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the daemon has been in a reconcile pass for over {}s; nothing changed, try again",
+                    WRITE_LOCK_WAIT.as_secs()
+                ),
+            )
+        })
+}
+
+/// The local forge over the daemon's store, or 404 when it uses another forge.
+fn local_forge<'a>(api: &'a Api) -> Result<LocalForge<'a>, Reply> {
+    let Some(access) = &api.local_forge else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "this ringmaster uses forge.github: its pull requests are on GitHub (label `ringmaster`)",
+        ));
+    };
+    let repo = git2::Repository::open(&access.repo).map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("opening {}: {}", access.repo.display(), e.message()),
+        )
+    })?;
+    Ok(LocalForge::new(
+        api.shared.store(),
+        repo,
+        access.author.clone(),
+    ))
+}
+
+/// `GET /api/v1/prs`: the local forge's open PRs, as `ringmaster prs --output json` prints.
+async fn prs(State(api): State<Arc<Api>>) -> Reply {
+    match local_forge(&api).map(|f| f.open_prs_json()) {
+        Ok(Ok(v)) => reply(StatusCode::OK, v),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/v1/rollouts/{name}/rings/{ring}/approve` (body `{"by": …}`, optional): approve
+/// the ring's open PR for its current head, as `ringmaster approve` does; the loop is woken
+/// to merge it.
+async fn approve(
+    State(api): State<Arc<Api>>,
+    Path((name, ring)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(d) = auth::check(api.token.as_ref(), &headers) {
+        return denied(d);
+    }
+    let who: UnfreezeBody = match body_or_default(&body) {
+        Ok(w) => w,
+        Err(r) => return r.into_response(),
+    };
+    let (who, by) = (
+        who.by
+            .as_deref()
+            .map(crate::text::clean_name)
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| DEFAULT_ACTOR.to_owned()),
+        actor(who.by, &api.token_name),
+    );
+    let _guard = match write_lock(&api.shared).await {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
+    };
+    let forge = match local_forge(&api) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    match forge.approve_ring(&name, &ring, &who, &by) {
+        Ok(Some(approved)) => {
+            api.shared.wake().notify_one();
+            reply(StatusCode::OK, json!({"message": approved.message(&by)})).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no open pull request for rollout `{name}`, ring `{ring}` (see `ringmaster prs`)"
+            ),
+        )
+        .into_response(),
+        Err(e) => {
+            let status = if e.is_transient() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            error(status, e.to_string()).into_response()
+        }
+    }
+}
+
 /// A control command: authorised, then applied under the write lock, then the loop woken.
 async fn apply(
     api: &Api,
@@ -257,18 +390,17 @@ async fn apply(
         Err(r) => return r.into_response(),
     };
     let shared = &api.shared;
-    let Ok(_guard) = tokio::time::timeout(WRITE_LOCK_WAIT, shared.write_lock()).await else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the daemon has been in a reconcile pass for over {}s; nothing changed, try again",
-                WRITE_LOCK_WAIT.as_secs()
-            ),
-        )
-        .into_response();
+    let _guard = match write_lock(shared).await {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
     };
     let config = shared.config();
-    let result = command.run(shared.store(), config.as_deref(), shared.now());
+    let result = command.run(
+        shared.store(),
+        config.as_deref(),
+        shared.now(),
+        &api.token_name,
+    );
     match result {
         Ok(message) => {
             shared.wake().notify_one();
@@ -301,7 +433,9 @@ impl Command {
         store: &Store,
         config: Option<&Config>,
         now: DateTime<Utc>,
+        token_name: &str,
     ) -> Result<String, ControlError> {
+        let actor = |by| actor(by, token_name);
         match self {
             Command::Pause(name, w) => {
                 let reason = w.reason.unwrap_or_else(|| "paused by an operator".into());

@@ -1,5 +1,6 @@
 //! `ringmaster run`, `status`, `history`, and the control commands (`resume`, `pause`, `abort`,
-//! `freeze`, `unfreeze`): through the running daemon's API when one answers, else on the store.
+//! `freeze`, `unfreeze`): on the store, or through the API of the running daemon that holds it
+//! (only when its lock is taken, and only after checking the daemon holds *this* store).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,11 +41,13 @@ fn settings(cli: &Cli) -> Option<Settings> {
     }
 }
 
+/// Who runs the command, for the journal (`--as`, else `$USER`), without control characters.
 fn who(explicit: Option<&str>) -> String {
-    explicit
+    let name = explicit
         .map(str::to_owned)
         .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "operator".to_owned())
+        .unwrap_or_else(|| "operator".to_owned());
+    orchestrator::text::clean_name(&name)
 }
 
 /// The configuration as committed, for forecasts (none when it does not load: the store
@@ -289,9 +292,25 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
         },
         ForgeSettings::Local => None,
     };
+    let token_name = s.api_token.as_ref().map(|source| match source {
+        rings::model::SecretSource::Env(name) => name.clone(),
+        rings::model::SecretSource::File(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+    });
+    let local_forge = match (&s.forge, &s.gitops.location) {
+        (ForgeSettings::Local, GitLocation::Local(repo)) => Some(api::LocalForgeAccess {
+            repo: repo.clone(),
+            author: s.author.clone(),
+        }),
+        _ => None,
+    };
     let options = api::ApiOptions {
         token,
+        token_name,
         webhook_secret,
+        local_forge,
     };
     let server = api::ApiServer::start(&s.api_listen, shared, options)?;
     eprintln!(
@@ -301,36 +320,20 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
     Ok(server)
 }
 
-/// A read through the running daemon's API (when it holds the store).
-pub(super) fn read_through_api(s: &Settings, path: &str) -> anyhow::Result<serde_json::Value> {
-    let url = format!(
-        "{}{path}",
-        orchestrator::api::client::base_url(&s.api_listen)
-    );
+/// A read through the running daemon's API, once it is known to hold this configuration's
+/// store ([`client::verify`]).
+pub(crate) fn read_through_api(s: &Settings, path: &str) -> anyhow::Result<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        let response = client.get(&url).send().await?;
-        let status = response.status();
-        let value: serde_json::Value = response.json().await?;
-        if !status.is_success() {
-            anyhow::bail!(
-                "{}",
-                value["error"]
-                    .as_str()
-                    .unwrap_or("the daemon refused the request")
-            );
-        }
-        Ok(value)
+        client::verify(&s.api_listen, &s.store_path).await?;
+        Ok(client::get(&s.api_listen, path).await?)
     })
 }
 
-/// The store, or (when a running daemon holds it) `None` after checking the daemon answers.
-fn store_or_daemon(s: &Settings) -> anyhow::Result<Option<state::Store>> {
+/// The store, or `None` when a running daemon holds it (its lock is taken).
+pub(crate) fn store_or_daemon(s: &Settings) -> anyhow::Result<Option<state::Store>> {
     match state::Store::open(&s.store_path) {
         Ok(store) => Ok(Some(store)),
         Err(state::StoreError::Locked { .. }) => Ok(None),
@@ -350,7 +353,7 @@ pub fn status(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         None => read_through_api(&s, "/api/v1/rollouts").map_err(|e| {
             anyhow::anyhow!(
-                "the store is held by a running daemon and its API at {} did not answer: {e}",
+                "the store is held by a running daemon, and reading it through the API at {} failed: {e}",
                 s.api_listen
             )
         })?,
@@ -398,24 +401,15 @@ pub enum Control<'a> {
     Unfreeze,
 }
 
-/// A control command through the running daemon's API: `Ok(code)` when the daemon answered
-/// (applied or refused), the client error when it did not (the caller writes the store).
-fn control_through_api(
+/// A command through the running daemon that holds this configuration's store (its lock is
+/// taken): first [`client::verify`] that the daemon at `api.listen` is that one, then send.
+/// Nothing changes unless both succeed.
+pub(crate) fn through_daemon(
+    cli: &Cli,
     s: &Settings,
-    what: &Control<'_>,
+    request: &client::Request<'_>,
     by: &str,
-) -> anyhow::Result<Result<ExitCode, client::ClientError>> {
-    let request = match *what {
-        Control::Resume(rollout) => client::Request::Resume { rollout },
-        Control::Pause(rollout, reason) => client::Request::Pause { rollout, reason },
-        Control::Abort(rollout, reason, revert) => client::Request::Abort {
-            rollout,
-            reason,
-            revert,
-        },
-        Control::Freeze(until, reason) => client::Request::Freeze { until, reason },
-        Control::Unfreeze => client::Request::Unfreeze,
-    };
+) -> anyhow::Result<ExitCode> {
     let (token, token_problem) = match &s.api_token {
         None => (None, None),
         Some(source) => match Secret::read(source) {
@@ -426,14 +420,16 @@ fn control_through_api(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let sent = rt.block_on(client::send(&s.api_listen, token.as_ref(), &request, by));
-    Ok(match sent {
+    let sent = rt.block_on(async {
+        client::verify(&s.api_listen, &s.store_path).await?;
+        client::send(&s.api_listen, token.as_ref(), request, by).await
+    });
+    match sent {
         Ok(message) => {
             println!(
                 "{message} (through the running daemon at {})",
                 client::base_url(&s.api_listen)
             );
-            Ok(ExitCode::SUCCESS)
         }
         Err(client::ClientError::Refused {
             status, message, ..
@@ -444,33 +440,48 @@ fn control_through_api(
                     "hint: the API token of ringmaster.yaml could not be read here: {problem}"
                 );
             }
-            Ok(ExitCode::from(1))
+            return Ok(ExitCode::from(1));
         }
-        Err(other) => Err(other),
-    })
-}
-
-/// The control commands: through the running daemon's API (`api.listen`) when one answers,
-/// else on the store.
-pub fn control(cli: &Cli, what: Control<'_>, by: Option<&str>) -> anyhow::Result<ExitCode> {
-    let Some(s) = settings(cli) else {
-        return Ok(ExitCode::from(1));
-    };
-    let by = who(by);
-    let unanswered = match control_through_api(&s, &what, &by)? {
-        Ok(code) => return Ok(code),
-        Err(e) => e,
-    };
-    let store = match state::Store::open(&s.store_path) {
-        Ok(store) => store,
-        Err(locked @ state::StoreError::Locked { .. }) => {
+        Err(
+            e @ (client::ClientError::OtherStore { .. } | client::ClientError::Unverified { .. }),
+        ) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(unanswered) => {
+            let locked = state::StoreError::Locked {
+                path: s.store_path.display().to_string(),
+            };
             eprintln!(
                 "error: {locked}\n  and the command could not go through that daemon's API either: {unanswered}\n  check that `api.listen` in {} is the running daemon's address (nothing was changed)",
                 cli.config.display()
             );
             return Ok(ExitCode::from(1));
         }
-        Err(e) => return Err(e.into()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The control commands: on the store when no daemon holds it, else through the API of the
+/// daemon that holds it (checked to be that one).
+pub fn control(cli: &Cli, what: Control<'_>, by: Option<&str>) -> anyhow::Result<ExitCode> {
+    let Some(s) = settings(cli) else {
+        return Ok(ExitCode::from(1));
+    };
+    let by = who(by);
+    let Some(store) = store_or_daemon(&s)? else {
+        let request = match what {
+            Control::Resume(rollout) => client::Request::Resume { rollout },
+            Control::Pause(rollout, reason) => client::Request::Pause { rollout, reason },
+            Control::Abort(rollout, reason, revert) => client::Request::Abort {
+                rollout,
+                reason,
+                revert,
+            },
+            Control::Freeze(until, reason) => client::Request::Freeze { until, reason },
+            Control::Unfreeze => client::Request::Unfreeze,
+        };
+        return through_daemon(cli, &s, &request, &by);
     };
     let now = Utc::now();
     let result = match what {

@@ -1,11 +1,14 @@
-//! `ringmaster prs` and `ringmaster approve` (the built-in local forge).
+//! `ringmaster prs` and `ringmaster approve` (the built-in local forge): on the store, or
+//! through the API of the running daemon that holds it, like `pause`.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use orchestrator::api::client;
+use orchestrator::forge::local::{LocalForge, prs_table};
 use rings::model::{ForgeSettings, GitLocation, Settings};
-use serde_json::json;
 
+use super::daemon::{read_through_api, store_or_daemon, through_daemon};
 use crate::cli::{Cli, Output};
 use crate::output::print_diagnostics;
 
@@ -29,7 +32,30 @@ fn local_only(s: &Settings) -> bool {
     true
 }
 
-/// `ringmaster prs`.
+fn local_repo(s: &Settings) -> Option<&std::path::Path> {
+    match &s.gitops.location {
+        GitLocation::Local(path) => Some(path),
+        GitLocation::Remote(_) => {
+            eprintln!(
+                "error: the local forge merges into a local GitOps repository; gitops.url `{}` is remote",
+                s.gitops.url
+            );
+            None
+        }
+    }
+}
+
+fn forge<'a>(
+    s: &Settings,
+    store: &'a state::Store,
+    repo: &std::path::Path,
+) -> anyhow::Result<LocalForge<'a>> {
+    let repo =
+        git2::Repository::open(repo).with_context(|| format!("opening {}", repo.display()))?;
+    Ok(LocalForge::new(store, repo, s.author.clone()))
+}
+
+/// `ringmaster prs`: from the store, or through the running daemon that holds it.
 pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
     let Some(s) = settings(cli) else {
         return Ok(ExitCode::from(1));
@@ -37,49 +63,33 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
     if !local_only(&s) {
         return Ok(ExitCode::from(1));
     }
-    let store = state::Store::open(&s.store_path)?;
-    let open: Vec<state::LocalPr> = store
-        .local_prs()?
-        .into_iter()
-        .filter(|p| p.state == state::PrState::Open)
-        .collect();
-    match cli.output {
-        Output::Json => {
-            let v: Vec<_> = open
-                .iter()
-                .map(|p| {
-                    json!({"number": p.number, "branch": p.branch, "base": p.base, "title": p.title, "head": p.head,
-                           "labels": p.labels, "reviewers": p.reviewers,
-                           "approvals": p.approvals.iter().map(|a| json!({"by": a.by, "sha": a.sha, "at": a.at})).collect::<Vec<_>>()})
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        Output::Table => {
-            if open.is_empty() {
-                println!("no open pull requests");
-            }
-            for p in &open {
-                let approvals: Vec<&str> = p.approvals.iter().map(|a| a.by.as_str()).collect();
-                println!(
-                    "#{:<4} {}\n      {}  head {}  approvals: {}",
-                    p.number,
-                    p.title,
-                    p.branch,
-                    p.head.get(..12).unwrap_or(&p.head),
-                    if approvals.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        approvals.join(", ")
-                    }
+    let Some(repo) = local_repo(&s) else {
+        return Ok(ExitCode::from(1));
+    };
+    let prs = match store_or_daemon(&s)? {
+        Some(store) => forge(&s, &store, repo)?.open_prs_json()?,
+        None => match read_through_api(&s, "/api/v1/prs") {
+            Ok(v) => v,
+            Err(e) => {
+                let locked = state::StoreError::Locked {
+                    path: s.store_path.display().to_string(),
+                };
+                eprintln!(
+                    "error: {locked}\n  and reading it through that daemon's API failed: {e}"
                 );
+                return Ok(ExitCode::from(1));
             }
-        }
+        },
+    };
+    match cli.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&prs)?),
+        Output::Table => print!("{}", prs_table(&prs)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ringmaster approve <rollout> <ring>`.
+/// `ringmaster approve <rollout> <ring>`: on the store, or through the running daemon that
+/// holds it (a `merge: manual` ring is approved without stopping the daemon).
 pub fn approve(
     cli: &Cli,
     rollout: &str,
@@ -92,43 +102,27 @@ pub fn approve(
     if !local_only(&s) {
         return Ok(ExitCode::from(1));
     }
-    let GitLocation::Local(repo_path) = &s.gitops.location else {
-        eprintln!(
-            "error: the local forge merges into a local GitOps repository; gitops.url `{}` is remote",
-            s.gitops.url
-        );
+    let Some(repo) = local_repo(&s) else {
         return Ok(ExitCode::from(1));
     };
-    let who = who
-        .map(str::to_owned)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "reviewer".to_owned());
-    let store = state::Store::open(&s.store_path)?;
-    let prefix = format!(
-        "{}{rollout}/{ring}/",
-        orchestrator::gitops::mirror::BRANCH_PREFIX
+    let who = orchestrator::text::clean_name(
+        &who.map(str::to_owned)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "reviewer".to_owned()),
     );
-    let mut candidates: Vec<state::LocalPr> = store
-        .local_prs()?
-        .into_iter()
-        .filter(|p| p.state == state::PrState::Open && p.branch.starts_with(&prefix))
-        .collect();
-    candidates.sort_by_key(|p| p.number);
-    let Some(pr) = candidates.pop() else {
-        eprintln!(
-            "error: no open pull request for rollout `{rollout}`, ring `{ring}` (see `ringmaster prs`)"
-        );
-        return Ok(ExitCode::from(1));
+    let Some(store) = store_or_daemon(&s)? else {
+        return through_daemon(cli, &s, &client::Request::Approve { rollout, ring }, &who);
     };
-    let repo = git2::Repository::open(repo_path)
-        .with_context(|| format!("opening {}", repo_path.display()))?;
-    let forge = orchestrator::forge::local::LocalForge::new(&store, repo, s.author.clone());
-    let head = forge.approve(pr.number, &who)?;
-    println!(
-        "approved #{} ({}) at {} as {who}",
-        pr.number,
-        pr.branch,
-        head.get(..12).unwrap_or(&head)
-    );
-    Ok(ExitCode::SUCCESS)
+    match forge(&s, &store, repo)?.approve_ring(rollout, ring, &who, &who)? {
+        Some(approved) => {
+            println!("{}", approved.message(&who));
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "error: no open pull request for rollout `{rollout}`, ring `{ring}` (see `ringmaster prs`)"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }

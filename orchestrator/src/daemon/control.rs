@@ -95,6 +95,8 @@ pub fn resume(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
     let mut r = load(store, rollout)?;
     match r.state.clone() {
         RolloutState::Paused { .. } => {
@@ -248,6 +250,9 @@ pub fn pause(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
+    let reason = &crate::text::clean_text(reason);
     let r = load(store, rollout)?;
     if r.state != RolloutState::Active {
         return Err(wrong_state(&r, "only an active rollout can be paused"));
@@ -283,6 +288,9 @@ pub fn abort_and_revert(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
+    let reason = &crate::text::clean_text(reason);
     let name = revert_name(rollout);
     if store.rollout(&name)?.is_some() {
         return Err(ControlError::WrongState {
@@ -383,6 +391,9 @@ pub fn abort(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ControlError> {
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
+    let reason = &crate::text::clean_text(reason);
     let r = load(store, rollout)?;
     if r.state.is_finished() {
         return Err(wrong_state(&r, "it is already finished"));
@@ -417,6 +428,9 @@ pub fn freeze(
             now.to_rfc3339()
         )));
     }
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
+    let reason = &crate::text::clean_text(reason);
     store.set_global_freeze(Some(&GlobalFreeze {
         until,
         reason: reason.to_owned(),
@@ -448,6 +462,8 @@ fn journal_unfinished(
 
 /// `ringmaster unfreeze`.
 pub fn unfreeze(store: &Store, by: &str, now: DateTime<Utc>) -> Result<String, ControlError> {
+    // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
+    let by = &crate::text::clean_text(by);
     let was = store.global_freeze()?;
     store.set_global_freeze(None)?;
     if was.is_some() {

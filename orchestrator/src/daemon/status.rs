@@ -15,9 +15,10 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// How many more PR steps ring run `run` of `rollout` takes after the current one (a laggard
-/// cluster catches up one minor per step), from the registry as it stands: before the merge
-/// the current step is still to do; after it, the registry already says its versions.
+/// How many more PR steps ring run `run` of `rollout` takes after the current (or, not started,
+/// the first) one — a laggard cluster catches up one minor per step — from the registry as it
+/// stands. A step in flight whose changes the registry does not show yet (not merged) is still
+/// the registry's first step of its clusters and is not counted twice.
 fn steps_after_current(config: &Config, rollout: &str, run: &RingRun) -> usize {
     let (Some(release), Some(index)) = (
         config.release(rollout),
@@ -29,21 +30,42 @@ fn steps_after_current(config: &Config, rollout: &str, run: &RingRun) -> usize {
     ) else {
         return 0;
     };
-    let most = config
-        .ring_clusters(index)
-        .map(|c| policies::versions::cluster_steps(release, c))
-        .filter(|s| s.blocked.is_none())
-        .map(|s| s.steps.len())
-        .max()
-        .unwrap_or(0);
-    match run.phase {
-        Phase::PrOpen => most.saturating_sub(1),
-        Phase::Converging | Phase::Soaking => most,
-        Phase::Pending | Phase::WaitingForWindow | Phase::Preflight | Phase::Blocked => {
-            most.max(1) - 1
-        }
-        Phase::Passed | Phase::Halted => 0,
+    let in_flight = matches!(
+        run.phase,
+        Phase::PrOpen | Phase::Converging | Phase::Soaking
+    );
+    let current = run.current_step().filter(|_| in_flight);
+    if current.is_some_and(|s| s.changes.is_empty()) {
+        // A step rebuilt from the forge records no changes: which of the registry's steps it
+        // is cannot be told, so nothing more is forecast for it.
+        return 0;
     }
+    config
+        .ring_clusters(index)
+        .map(|c| {
+            let s = policies::versions::cluster_steps(release, c);
+            if s.blocked.is_some() {
+                return 0;
+            }
+            let first_is_current = s.steps.first().is_some_and(|first| {
+                current.is_some_and(|step| {
+                    first.iter().all(|ch| {
+                        step.changes.iter().any(|r| {
+                            r.cluster == c.id.as_str()
+                                && r.component == ch.component.to_string()
+                                && r.to == ch.to.as_str()
+                        })
+                    })
+                })
+            });
+            if current.is_none() || first_is_current {
+                s.steps.len().saturating_sub(1)
+            } else {
+                s.steps.len()
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A ring run's forecast: (earliest PR open, earliest pass), chained from `ready` (when the
@@ -99,7 +121,11 @@ fn forecast(
         }
     };
     let mut pass = pass;
-    for _ in 0..steps_after_current(config, rollout, run) {
+    let more = match run.phase {
+        Phase::Passed | Phase::Halted => 0,
+        _ => steps_after_current(config, rollout, run),
+    };
+    for _ in 0..more {
         let Some(t) = pass else { break };
         pass = window::earliest_allowed(ring.window.as_ref(), freezes, free(t))
             .map(|o| o + ring.converge_timeout + ring.soak);

@@ -5,7 +5,8 @@
 
 use chrono::Utc;
 use git2::{Oid, Repository, Signature};
-use state::{Approval, LocalPr, PrState, Store};
+use serde_json::{Value, json};
+use state::{Approval, Event, LocalPr, PrState, Store};
 
 use super::{Checks, Forge, ForgeError, OpenPr, PrLifecycle, PrStatus};
 
@@ -14,6 +15,69 @@ pub struct LocalForge<'a> {
     store: &'a Store,
     repo: Repository,
     author: (String, String),
+}
+
+/// What [`LocalForge::approve_ring`] approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    /// The PR.
+    pub number: u64,
+    /// Its branch.
+    pub branch: String,
+    /// The head approved.
+    pub head: String,
+}
+
+impl Approved {
+    /// For people: `approved #1 (ringmaster/…) at <sha12> as alice`.
+    pub fn message(&self, who: &str) -> String {
+        format!(
+            "approved #{} ({}) at {} as {who}",
+            self.number,
+            self.branch,
+            self.head.get(..12).unwrap_or(&self.head)
+        )
+    }
+}
+
+/// `ringmaster prs` as a table, from [`LocalForge::open_prs_json`] (also what the API serves).
+pub fn prs_table(prs: &Value) -> String {
+    let Some(prs) = prs.as_array().filter(|a| !a.is_empty()) else {
+        return "no open pull requests\n".to_owned();
+    };
+    let short = |v: &Value| {
+        let s = v.as_str().unwrap_or("");
+        s.get(..12).unwrap_or(s).to_owned()
+    };
+    let mut out = String::new();
+    for p in prs {
+        let approvals: Vec<String> = p["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let by = a["by"].as_str().unwrap_or("?");
+                if a["stale"] == Value::Bool(true) {
+                    format!("{by} (stale: given on {}, not the head)", short(&a["sha"]))
+                } else {
+                    by.to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "#{:<4} {}\n      {}  head {}  approvals: {}\n",
+            p["number"].as_u64().unwrap_or(0),
+            p["title"].as_str().unwrap_or(""),
+            p["branch"].as_str().unwrap_or(""),
+            short(&p["head"]),
+            if approvals.is_empty() {
+                "none".to_owned()
+            } else {
+                approvals.join(", ")
+            }
+        ));
+    }
+    out
 }
 
 impl std::fmt::Debug for LocalForge<'_> {
@@ -122,6 +186,74 @@ impl<'a> LocalForge<'a> {
             opts.force();
             let _ = self.repo.checkout_head(Some(&mut opts));
         }
+    }
+
+    /// Open PRs as a reviewer must see them, oldest first: the head is the branch's head now
+    /// (a ring branch regenerated on a moved base has a new one), and an approval given on
+    /// another head is marked stale (it no longer counts).
+    pub fn open_prs_json(&self) -> Result<Value, ForgeError> {
+        let mut open = self.open_prs()?;
+        open.sort_by_key(|p| p.number);
+        let mut out = Vec::new();
+        for p in open {
+            let head = self
+                .head_of(&p.branch)?
+                .map_or_else(|| p.head.clone(), |h| h.to_string());
+            let approvals: Vec<Value> = p
+                .approvals
+                .iter()
+                .map(|a| json!({"by": a.by, "sha": a.sha, "at": a.at, "stale": a.sha != head}))
+                .collect();
+            out.push(json!({
+                "number": p.number, "branch": p.branch, "base": p.base, "title": p.title,
+                "head": head, "labels": p.labels, "reviewers": p.reviewers, "approvals": approvals,
+            }));
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// Approve, as `who`, the newest open PR of `ring` in `rollout` for its current head, and
+    /// journal it (`approved`, in the rollout's journal, by `actor`: `who` and, through the API,
+    /// the token that authenticated) so that `history` shows who approved what. `Ok(None)` when
+    /// the ring has no open PR.
+    pub fn approve_ring(
+        &self,
+        rollout: &str,
+        ring: &str,
+        who: &str,
+        actor: &str,
+    ) -> Result<Option<Approved>, ForgeError> {
+        let prefix = format!("{}{rollout}/{ring}/", crate::gitops::mirror::BRANCH_PREFIX);
+        let Some(pr) = self
+            .open_prs()?
+            .into_iter()
+            .filter(|p| p.branch.starts_with(&prefix))
+            .max_by_key(|p| p.number)
+        else {
+            return Ok(None);
+        };
+        let head = self.approve(pr.number, who)?;
+        if self.store.rollout(rollout).map_err(store_err)?.is_some() {
+            let event = Event {
+                at: Utc::now(),
+                rollout: rollout.to_owned(),
+                ring: Some(ring.to_owned()),
+                kind: "approved".to_owned(),
+                message: format!(
+                    "PR #{} ({}) approved at {}",
+                    pr.number,
+                    pr.branch,
+                    head.get(..12).unwrap_or(&head)
+                ),
+                actor: actor.to_owned(),
+            };
+            self.store.append_events(&[event]).map_err(store_err)?;
+        }
+        Ok(Some(Approved {
+            number: pr.number,
+            branch: pr.branch,
+            head,
+        }))
     }
 
     /// Open PRs, oldest first.

@@ -5,7 +5,8 @@
 //! from the forge. So an event dropped here (queue full) costs latency, never correctness, and
 //! polling stays the fallback for deliveries that never arrive.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -86,6 +87,77 @@ pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The header naming the event.
 pub const EVENT_HEADER: &str = "x-github-event";
+/// The header carrying the delivery's GUID (the same on GitHub's redeliveries).
+pub const DELIVERY_HEADER: &str = "x-github-delivery";
+/// How many delivery ids are remembered to recognise a replayed delivery (count; about 40 bytes
+/// each, so memory stays bounded whatever is sent).
+pub const REMEMBERED_DELIVERIES: usize = 1024;
+/// The longest delivery id kept, in bytes (GitHub's are 36-character GUIDs); longer ones are
+/// remembered by their first this many bytes.
+const MAX_DELIVERY_ID_BYTES: usize = 128;
+
+/// The last [`REMEMBERED_DELIVERIES`] delivery ids accepted, the oldest forgotten first: a
+/// signed delivery sent again (a replay, or a redelivery of one already accepted) must not
+/// wake the loop again.
+#[derive(Debug)]
+pub struct RecentDeliveries {
+    order: VecDeque<String>,
+    seen: HashSet<String>,
+    capacity: usize,
+}
+
+impl RecentDeliveries {
+    /// Remembering at most `capacity` ids.
+    pub fn new(capacity: usize) -> RecentDeliveries {
+        RecentDeliveries {
+            order: VecDeque::with_capacity(capacity),
+            seen: HashSet::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    fn key(id: &str) -> String {
+        let mut end = id.len().min(MAX_DELIVERY_ID_BYTES);
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        id[..end].to_owned()
+    }
+
+    /// Remember `id`: `false` when it is remembered already (a replay).
+    pub fn insert(&mut self, id: &str) -> bool {
+        let key = Self::key(id);
+        if self.capacity == 0 || self.seen.contains(&key) {
+            return self.capacity == 0;
+        }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.seen.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+
+    /// Forget `id` (its delivery was not accepted after all: a redelivery must count).
+    pub fn forget(&mut self, id: &str) {
+        let key = Self::key(id);
+        if self.seen.remove(&key) {
+            self.order.retain(|k| *k != key);
+        }
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
 
 /// Verify `X-Hub-Signature-256: sha256=<hex>` over the raw body with HMAC-SHA256, in constant
 /// time. An empty secret verifies nothing.
@@ -260,17 +332,23 @@ fn is_ours(event: &ForgeEvent) -> bool {
 struct Hook {
     secret: Secret,
     tx: Sender<ForgeEvent>,
+    recent: Mutex<RecentDeliveries>,
 }
 
 /// `POST /`: 401 when the signature is missing or wrong (the body has no effect); 400 on a
 /// malformed payload; 413 above [`MAX_BODY_BYTES`]; 202 with the event sent on `tx`; 200 for
 /// pings and ignored events (other event types, PRs whose head branch is not under
-/// `ringmaster/`); 503 when the daemon's queue is closed. Mount it at `/webhooks/github`.
+/// `ringmaster/`) and for a delivery id ([`DELIVERY_HEADER`]) accepted already (a replay: not
+/// sent again); 503 when the daemon's queue is closed. Mount it at `/webhooks/github`.
 pub fn router(secret: Secret, tx: Sender<ForgeEvent>) -> Router {
     Router::new()
         .route("/", post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Arc::new(Hook { secret, tx }))
+        .with_state(Arc::new(Hook {
+            secret,
+            tx,
+            recent: Mutex::new(RecentDeliveries::new(REMEMBERED_DELIVERIES)),
+        }))
 }
 
 async fn receive(
@@ -308,6 +386,20 @@ async fn receive(
             format!("ignored: not a `{BRANCH_PREFIX}` branch"),
         );
     }
+    // Only a verified delivery is remembered: an unsigned one cannot fill the memory.
+    let delivery = header(DELIVERY_HEADER);
+    let recent = || hook.recent.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(id) = delivery
+        && !recent().insert(id)
+    {
+        return (
+            StatusCode::OK,
+            format!(
+                "duplicate delivery {}: accepted already, nothing to do",
+                RecentDeliveries::key(id)
+            ),
+        );
+    }
     match hook.tx.try_send(parsed) {
         Ok(()) => (StatusCode::ACCEPTED, "accepted".to_owned()),
         // The queue is full: the daemon is awake and re-reads the forge anyway.
@@ -315,10 +407,15 @@ async fn receive(
             StatusCode::ACCEPTED,
             "accepted (the daemon is busy and re-reads the forge)".to_owned(),
         ),
-        Err(TrySendError::Closed(_)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ringmaster is shutting down; redeliver later".to_owned(),
-        ),
+        Err(TrySendError::Closed(_)) => {
+            if let Some(id) = delivery {
+                recent().forget(id);
+            }
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ringmaster is shutting down; redeliver later".to_owned(),
+            )
+        }
     }
 }
 

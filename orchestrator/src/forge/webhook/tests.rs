@@ -110,8 +110,21 @@ async fn send(
     (status, body)
 }
 
-/// A signed delivery of `event`.
+/// A signed delivery of `event`, with a delivery id of its own.
 async fn deliver(addr: SocketAddr, event: &str, payload: &serde_json::Value) -> (u16, String) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("72d3162e-cc78-11e3-81ab-{n:012x}");
+    deliver_as(addr, &id, event, payload).await
+}
+
+/// A signed delivery of `event` with the delivery id `id`.
+async fn deliver_as(
+    addr: SocketAddr,
+    id: &str,
+    event: &str,
+    payload: &serde_json::Value,
+) -> (u16, String) {
     let body = serde_json::to_vec(payload).unwrap();
     let signature = sign(&body);
     send(
@@ -119,7 +132,7 @@ async fn deliver(addr: SocketAddr, event: &str, payload: &serde_json::Value) -> 
         "POST",
         &[
             ("X-GitHub-Event", event),
-            ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            ("X-GitHub-Delivery", id),
             ("X-Hub-Signature-256", &signature),
         ],
         body,
@@ -369,6 +382,55 @@ async fn a_signed_event_is_accepted_and_sent_to_the_daemon() {
         Ok(ForgeEvent::Review { number: 42, .. })
     ));
     assert_nothing_sent(&mut server.rx);
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_is_acknowledged_but_not_sent_again() {
+    let mut server = serve().await;
+    let payload = pull_request("synchronize", BRANCH, json!(false));
+    let id = "0b1c2d3e-replayed-delivery";
+    let (status, _) = deliver_as(server.addr, id, "pull_request", &payload).await;
+    assert_eq!(status, 202);
+    assert!(server.rx.try_recv().is_ok());
+    for _ in 0..300 {
+        let (status, body) = deliver_as(server.addr, id, "pull_request", &payload).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                200,
+                "duplicate delivery 0b1c2d3e-replayed-delivery: accepted already, nothing to do"
+            )
+        );
+    }
+    assert_nothing_sent(&mut server.rx);
+    // Another delivery of the same event is news.
+    let (status, _) = deliver(server.addr, "pull_request", &payload).await;
+    assert_eq!(status, 202);
+    assert!(server.rx.try_recv().is_ok());
+}
+
+#[test]
+fn delivery_ids_are_remembered_up_to_the_bound() {
+    let mut recent = RecentDeliveries::new(3);
+    assert!(recent.insert("a") && recent.insert("b") && recent.insert("c"));
+    assert!(!recent.insert("b"), "a replay");
+    assert!(recent.insert("d"), "evicts the oldest");
+    assert_eq!(recent.len(), 3);
+    assert!(recent.insert("a"), "forgotten, so new again");
+    assert!(!recent.insert("d"));
+    recent.forget("d");
+    assert!(recent.insert("d"));
+    let long = "x".repeat(10_000);
+    assert!(recent.insert(&long));
+    assert!(
+        !recent.insert(&format!("{long}y")),
+        "ids are kept to their first 128 bytes"
+    );
+    let mut full = RecentDeliveries::new(REMEMBERED_DELIVERIES);
+    for i in 0..5 * REMEMBERED_DELIVERIES {
+        full.insert(&i.to_string());
+    }
+    assert_eq!(full.len(), REMEMBERED_DELIVERIES);
 }
 
 #[tokio::test]
