@@ -711,3 +711,29 @@ async fn status_forecasts_every_step_of_a_ring_and_nothing_before_a_global_freez
         "incident 43"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn status_never_writes_control_characters_from_stored_text() {
+    // Issue 16: a reason quoting a file from Git (or written through the API before it was
+    // cleaned) reached the terminal raw: ANSI escapes, a forged second line.
+    let s = setup(&["01-k8s"]);
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let run = s.store.ring_run("k8s-1.33", "sandbox").unwrap().unwrap();
+    let mut new = run.clone();
+    new.reason = Some("\u{1b}[31mred\u{1b}[0m\nERROR forged line\r".into());
+    s.store.transition(&run, new, None, &[]).unwrap().unwrap();
+    let v =
+        orchestrator::daemon::status::status_json(&s.store, d.config(), d.clock().now()).unwrap();
+    let table = orchestrator::daemon::status::status_table(&v);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\r'),
+        "{table:?}"
+    );
+    assert!(table.contains("red ERROR forged line"), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("ERROR")), "{table}");
+}

@@ -266,6 +266,12 @@ fn cell(ring: &Value) -> String {
     s
 }
 
+/// Stored text as one line of a terminal table: whatever wrote it (a person through the API, an
+/// error quoting a file from Git), no control character reaches the terminal.
+fn shown(v: &Value) -> String {
+    crate::text::clean(v.as_str().unwrap_or(""), 2_000)
+}
+
 /// The status as a table for people.
 pub fn status_table(status: &Value) -> String {
     let mut out = String::new();
@@ -273,8 +279,8 @@ pub fn status_table(status: &Value) -> String {
         out.push_str(&format!(
             "GLOBAL FREEZE until {} by {}: {}\n\n",
             f["until"].as_str().unwrap_or("?"),
-            f["by"].as_str().unwrap_or("?"),
-            f["reason"].as_str().unwrap_or("")
+            shown(&f["by"]),
+            shown(&f["reason"])
         ));
     }
     let rollouts = status["rollouts"].as_array().cloned().unwrap_or_default();
@@ -292,7 +298,7 @@ pub fn status_table(status: &Value) -> String {
             r["state"].as_str().unwrap_or("?"),
             r["reason"]
                 .as_str()
-                .map(|x| format!(": {x}"))
+                .map(|x| format!(": {}", shown(&Value::from(x))))
                 .unwrap_or_default()
         ));
         for ring in r["rings"].as_array().into_iter().flatten() {
@@ -304,14 +310,14 @@ pub fn status_table(status: &Value) -> String {
             if let Some(reason) = ring["reason"].as_str()
                 && !reason.is_empty()
             {
-                out.push_str(&format!("  {:<16}   {}\n", "", reason));
+                out.push_str(&format!("  {:<16}   {}\n", "", shown(&Value::from(reason))));
             }
             if let Some(at) = ring["retry"]["at"].as_str() {
                 out.push_str(&format!(
                     "  {:<16}   retrying at {at} (attempt {}): {}\n",
                     "",
                     ring["retry"]["attempt"].as_u64().unwrap_or(0),
-                    ring["retry"]["error"].as_str().unwrap_or("")
+                    shown(&ring["retry"]["error"])
                 ));
             }
             if ring["block"]["kind"].as_str() == Some("permanent")
