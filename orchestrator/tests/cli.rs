@@ -484,9 +484,47 @@ fn demo_halts_on_the_injected_fault_with_evidence() {
     );
 }
 
-/// `run --once --log-format json`: one reconcile pass; every log line is one JSON object with a
-/// level and a message, journal events carry rollout and kind; then `status` and `history`
-/// read the store the pass left.
+/// Every stderr line parsed as one flat JSON object with the keys `--help` documents: `ts`,
+/// `level`, `msg`, and the rollout / ring / kind as top-level keys (not nested spans, not
+/// tracing-subscriber's `timestamp`/`message`).
+fn json_log_lines(stderr: &str) -> Vec<serde_json::Map<String, Value>> {
+    let lines: Vec<serde_json::Map<String, Value>> = stderr
+        .lines()
+        .map(|l| match serde_json::from_str(l) {
+            Ok(Value::Object(o)) => o,
+            other => panic!("not a JSON object ({other:?}): {l}"),
+        })
+        .collect();
+    assert!(!lines.is_empty(), "no log line");
+    for l in &lines {
+        assert!(
+            l["ts"]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{l:?}"
+        );
+        assert!(
+            ["info", "warn", "error"].contains(&l["level"].as_str().unwrap_or("")),
+            "{l:?}"
+        );
+        assert!(l["msg"].is_string(), "{l:?}");
+        for key in l.keys() {
+            assert!(
+                [
+                    "ts", "level", "msg", "rollout", "ring", "cluster", "kind", "actor", "at"
+                ]
+                .contains(&key.as_str()),
+                "undocumented key `{key}`: {l:?}"
+            );
+        }
+        assert!(l.values().all(|v| v.is_string()), "nested value: {l:?}");
+    }
+    lines
+}
+
+/// `run --once --log-format json`: one reconcile pass; every log line is one flat JSON object
+/// with the documented keys, journal events carry rollout, ring and kind; then `status` and
+/// `history` read the store the pass left.
 #[test]
 fn run_once_logs_json_lines_and_status_reads_the_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -505,37 +543,22 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = stderr
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert!(
-        lines
-            .iter()
-            .all(|l| l["level"].is_string() && l["message"].is_string()),
-        "{stderr}"
-    );
-    // Journal events carry their rollout (and ring) as spans.
+    let lines = json_log_lines(&stderr);
     let started: Vec<&str> = lines
         .iter()
         .filter(|l| l["kind"] == "started")
-        .filter_map(|l| {
-            l["spans"]
-                .as_array()?
-                .iter()
-                .find(|s| s["name"] == "rollout")?["rollout"]
-                .as_str()
-        })
+        .filter_map(|l| l["rollout"].as_str())
         .collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["span"]["name"] == "ring" && l["span"]["ring"] == "sandbox"),
-        "{stderr}"
-    );
     assert_eq!(
         started,
         ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.get("ring").is_some_and(|r| r == "sandbox")
+                && l.get("rollout").is_some_and(|r| r == "k8s-1.33")),
+        "{stderr}"
     );
 
     let out = std::process::Command::new(bin)
@@ -567,6 +590,32 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A `run` that cannot start says why in the same JSON shape, not as plain text.
+#[test]
+fn a_failed_run_logs_json_too() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(
+        &dir,
+        &[
+            "--config",
+            "missing.yaml",
+            "--log-format",
+            "json",
+            "run",
+            "--once",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines = json_log_lines(&stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "error" && l["msg"].as_str().unwrap().contains("missing.yaml")),
+        "{stderr}"
+    );
 }
 
 #[test]
