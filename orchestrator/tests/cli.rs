@@ -45,6 +45,32 @@ fn validate_prints_a_one_line_summary() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// `validate` looks for the secret files the daemon will read: an `api.tokenFile` that is
+/// not there is an error at its key (issue 16 item 12); once written, the config is valid.
+#[test]
+fn validate_reports_a_missing_token_file() {
+    let (_tmp, dir, _) = example();
+    let settings = std::fs::read_to_string(dir.join("ringmaster.yaml")).unwrap();
+    std::fs::write(
+        dir.join("ringmaster.yaml"),
+        format!("{settings}api: {{ tokenFile: api-token }}\n"),
+    )
+    .unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = settings.lines().count() + 1;
+    assert!(
+        stderr.contains(&format!(
+            "ringmaster.yaml:{line}:19: error: api.tokenFile `api-token` does not exist"
+        )),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("api-token"), "t\n").unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 #[test]
 fn validate_lists_every_error_and_exits_1() {
     let (_tmp, dir, _) = example();
