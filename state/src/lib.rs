@@ -32,6 +32,10 @@ const LOCAL_PRS: &str = "local_prs";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_PR_KEY: &[u8] = b"next_local_pr";
 
+/// What moving a damaged store away costs, in the recovery hint of [`StoreError`].
+const REBUILD_NOTE: &str = "an empty store is rebuilt from the forge's ringmaster PRs; \
+                            unfinished soaks restart at 0 and the old journal stays in the moved copy";
+
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,7 +58,9 @@ pub enum StoreError {
         found: u32,
     },
     /// sled failed.
-    #[error("store {path}: {message}")]
+    #[error(
+        "store {path}: {message}; if the store is damaged: stop ringmaster, `mv {path} {path}.broken` and start it again ({REBUILD_NOTE})"
+    )]
     Sled {
         /// The store path.
         path: String,
@@ -62,7 +68,9 @@ pub enum StoreError {
         message: String,
     },
     /// A record could not be decoded.
-    #[error("store {path}: corrupt record {key}: {message}")]
+    #[error(
+        "store {path}: corrupt record {key}: {message}; to recover: stop ringmaster, `mv {path} {path}.broken` and start it again ({REBUILD_NOTE})"
+    )]
     Corrupt {
         /// The store path.
         path: String,
@@ -143,7 +151,8 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, StoreError> {
     serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         path: path.to_owned(),
-        key: String::from_utf8_lossy(key).into_owned(),
+        // Keys are `rollout\0ring`: shown as `rollout/ring`.
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
         message: e.to_string(),
     })
 }
