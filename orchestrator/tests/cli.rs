@@ -446,7 +446,7 @@ fn a_store_held_by_another_process_gives_a_clear_message() {
 #[test]
 fn demo_without_fault_completes_every_ring() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
-        .args(["demo", "--no-fault", "--speed", "3"])
+        .args(["demo", "--no-fault", "--keep", "--speed", "3"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -456,6 +456,23 @@ fn demo_without_fault_completes_every_ring() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("rollout k8s-1.33 completed"), "{stdout}");
+    // --keep: the closing hints name the kept directory, which is there.
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("The demo's files stay in "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no kept directory: {stdout}"));
+    let fleet = kept.join("fleet");
+    assert!(fleet.join("ringmaster.yaml").is_file(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "ringmaster --config {}/ringmaster.yaml history k8s-1.33",
+            fleet.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("<demo dir>"), "{stdout}");
+    std::fs::remove_dir_all(&kept).unwrap();
     for ring in ["sandbox", "nonprod", "prod-canary", "prod-main"] {
         assert!(stdout.contains(ring), "{stdout}");
     }
@@ -500,6 +517,22 @@ fn demo_halts_on_the_injected_fault_with_evidence() {
     assert!(
         stdout.contains("CrashLoopBackOff"),
         "the evidence names what failed: {stdout}"
+    );
+    // The closing hints name the real rollout, and no directory that is deleted on exit.
+    assert!(stdout.contains("ringmaster resume k8s-1.33"), "{stdout}");
+    assert!(!stdout.contains("<rollout>"), "{stdout}");
+    assert!(!stdout.contains("<demo dir>"), "{stdout}");
+    let closing = stdout
+        .split("HALTED in ring")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        !closing.contains("ringmaster-demo-"),
+        "a deleted directory is not offered: {closing}"
+    );
+    assert!(
+        closing.contains("run `ringmaster demo --keep`"),
+        "{closing}"
     );
     assert!(
         stdout
