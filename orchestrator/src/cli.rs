@@ -20,7 +20,10 @@ pub struct Cli {
     /// Output format of read commands.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// Log lines of the daemon: `plain` for people, `json` (one object per line) for log pipelines.
+    /// Log lines of the daemon: `plain` for people, `json` for log pipelines: every stderr line
+    /// one flat JSON object with `ts` (RFC 3339), `level` (info, warn, error) and `msg`, plus,
+    /// when they apply, `rollout`, `ring`, `cluster`, `kind` (journal event), `actor` and `at`
+    /// (when the journal event happened), all strings at the top level.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
     /// What to do.
@@ -33,7 +36,7 @@ pub struct Cli {
 pub enum LogFormat {
     /// `2026-11-24T09:00:00Z k8s-1.33 sandbox prOpen step 1: …`
     Plain,
-    /// `{"ts":"…","level":"info","rollout":"k8s-1.33","ring":"sandbox","kind":"prOpen","msg":"…"}`
+    /// `{"ts":"…","level":"info","msg":"…","rollout":"k8s-1.33","ring":"sandbox","kind":"prOpen"}`
     Json,
 }
 

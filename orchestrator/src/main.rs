@@ -6,6 +6,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod logging;
 mod output;
 mod repo;
 
@@ -17,19 +18,17 @@ fn main() -> ExitCode {
     let json = cli.log_format == cli::LogFormat::Json;
     output::set_log_json(json);
     if json {
-        // One JSON object per line on stderr, with the rollout / ring / cluster spans the
-        // event happened in. (Plain logs are ringmaster's own lines; libraries stay quiet.)
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_current_span(true)
-            .with_span_list(true)
-            .flatten_event(true)
-            .with_target(false)
-            .init();
+        // One flat JSON object per line on stderr (see `logging`), ringmaster's lines and any
+        // library event at info or above alike.
+        logging::init_json();
     }
     match commands::run(cli) {
         Ok(code) => code,
+        Err(e) if json => {
+            // The last line of a failed `run` is a log line like the others.
+            output::log("error", &[], &format!("{e:#}"));
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -7,10 +7,20 @@ use policies::versions::Step;
 use rings::{Config, Diagnostics, Severity};
 use serde_json::{Value, json};
 
-/// Print every finding to stderr, one per line, in file order.
+/// Print every finding to stderr, one per line, in file order (with `--log-format json`, one
+/// log object per finding: every stderr line of the daemon is JSON).
 pub fn print_diagnostics(diags: &Diagnostics) {
+    let json = LOG_JSON.get().copied().unwrap_or(false);
     for d in diags.sorted() {
-        eprintln!("{d}");
+        if json {
+            let level = match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warn",
+            };
+            log(level, &[], &d.to_string());
+        } else {
+            eprintln!("{d}");
+        }
     }
 }
 

@@ -45,6 +45,32 @@ fn validate_prints_a_one_line_summary() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// `validate` looks for the secret files the daemon will read: an `api.tokenFile` that is
+/// not there is an error at its key (issue 16 item 12); once written, the config is valid.
+#[test]
+fn validate_reports_a_missing_token_file() {
+    let (_tmp, dir, _) = example();
+    let settings = std::fs::read_to_string(dir.join("ringmaster.yaml")).unwrap();
+    std::fs::write(
+        dir.join("ringmaster.yaml"),
+        format!("{settings}api: {{ tokenFile: api-token }}\n"),
+    )
+    .unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = settings.lines().count() + 1;
+    assert!(
+        stderr.contains(&format!(
+            "ringmaster.yaml:{line}:19: error: api.tokenFile `api-token` does not exist"
+        )),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("api-token"), "t\n").unwrap();
+    let out = ringmaster(&dir, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 #[test]
 fn validate_lists_every_error_and_exits_1() {
     let (_tmp, dir, _) = example();
@@ -420,7 +446,7 @@ fn a_store_held_by_another_process_gives_a_clear_message() {
 #[test]
 fn demo_without_fault_completes_every_ring() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
-        .args(["demo", "--no-fault", "--speed", "3"])
+        .args(["demo", "--no-fault", "--keep", "--speed", "3"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -430,6 +456,23 @@ fn demo_without_fault_completes_every_ring() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("rollout k8s-1.33 completed"), "{stdout}");
+    // --keep: the closing hints name the kept directory, which is there.
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("The demo's files stay in "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no kept directory: {stdout}"));
+    let fleet = kept.join("fleet");
+    assert!(fleet.join("ringmaster.yaml").is_file(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "ringmaster --config {}/ringmaster.yaml history k8s-1.33",
+            fleet.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("<demo dir>"), "{stdout}");
+    std::fs::remove_dir_all(&kept).unwrap();
     for ring in ["sandbox", "nonprod", "prod-canary", "prod-main"] {
         assert!(stdout.contains(ring), "{stdout}");
     }
@@ -475,6 +518,22 @@ fn demo_halts_on_the_injected_fault_with_evidence() {
         stdout.contains("CrashLoopBackOff"),
         "the evidence names what failed: {stdout}"
     );
+    // The closing hints name the real rollout, and no directory that is deleted on exit.
+    assert!(stdout.contains("ringmaster resume k8s-1.33"), "{stdout}");
+    assert!(!stdout.contains("<rollout>"), "{stdout}");
+    assert!(!stdout.contains("<demo dir>"), "{stdout}");
+    let closing = stdout
+        .split("HALTED in ring")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        !closing.contains("ringmaster-demo-"),
+        "a deleted directory is not offered: {closing}"
+    );
+    assert!(
+        closing.contains("run `ringmaster demo --keep`"),
+        "{closing}"
+    );
     assert!(
         stdout
             .lines()
@@ -484,9 +543,47 @@ fn demo_halts_on_the_injected_fault_with_evidence() {
     );
 }
 
-/// `run --once --log-format json`: one reconcile pass; every log line is one JSON object with a
-/// level and a message, journal events carry rollout and kind; then `status` and `history`
-/// read the store the pass left.
+/// Every stderr line parsed as one flat JSON object with the keys `--help` documents: `ts`,
+/// `level`, `msg`, and the rollout / ring / kind as top-level keys (not nested spans, not
+/// tracing-subscriber's `timestamp`/`message`).
+fn json_log_lines(stderr: &str) -> Vec<serde_json::Map<String, Value>> {
+    let lines: Vec<serde_json::Map<String, Value>> = stderr
+        .lines()
+        .map(|l| match serde_json::from_str(l) {
+            Ok(Value::Object(o)) => o,
+            other => panic!("not a JSON object ({other:?}): {l}"),
+        })
+        .collect();
+    assert!(!lines.is_empty(), "no log line");
+    for l in &lines {
+        assert!(
+            l["ts"]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{l:?}"
+        );
+        assert!(
+            ["info", "warn", "error"].contains(&l["level"].as_str().unwrap_or("")),
+            "{l:?}"
+        );
+        assert!(l["msg"].is_string(), "{l:?}");
+        for key in l.keys() {
+            assert!(
+                [
+                    "ts", "level", "msg", "rollout", "ring", "cluster", "kind", "actor", "at"
+                ]
+                .contains(&key.as_str()),
+                "undocumented key `{key}`: {l:?}"
+            );
+        }
+        assert!(l.values().all(|v| v.is_string()), "nested value: {l:?}");
+    }
+    lines
+}
+
+/// `run --once --log-format json`: one reconcile pass; every log line is one flat JSON object
+/// with the documented keys, journal events carry rollout, ring and kind; then `status` and
+/// `history` read the store the pass left.
 #[test]
 fn run_once_logs_json_lines_and_status_reads_the_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -505,37 +602,22 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = stderr
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert!(
-        lines
-            .iter()
-            .all(|l| l["level"].is_string() && l["message"].is_string()),
-        "{stderr}"
-    );
-    // Journal events carry their rollout (and ring) as spans.
+    let lines = json_log_lines(&stderr);
     let started: Vec<&str> = lines
         .iter()
         .filter(|l| l["kind"] == "started")
-        .filter_map(|l| {
-            l["spans"]
-                .as_array()?
-                .iter()
-                .find(|s| s["name"] == "rollout")?["rollout"]
-                .as_str()
-        })
+        .filter_map(|l| l["rollout"].as_str())
         .collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["span"]["name"] == "ring" && l["span"]["ring"] == "sandbox"),
-        "{stderr}"
-    );
     assert_eq!(
         started,
         ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.get("ring").is_some_and(|r| r == "sandbox")
+                && l.get("rollout").is_some_and(|r| r == "k8s-1.33")),
+        "{stderr}"
     );
 
     let out = std::process::Command::new(bin)
@@ -567,6 +649,32 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A `run` that cannot start says why in the same JSON shape, not as plain text.
+#[test]
+fn a_failed_run_logs_json_too() {
+    let (_tmp, dir, _) = example();
+    let out = ringmaster(
+        &dir,
+        &[
+            "--config",
+            "missing.yaml",
+            "--log-format",
+            "json",
+            "run",
+            "--once",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines = json_log_lines(&stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "error" && l["msg"].as_str().unwrap().contains("missing.yaml")),
+        "{stderr}"
+    );
 }
 
 #[test]

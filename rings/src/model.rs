@@ -69,10 +69,28 @@ pub struct Settings {
     pub api_listen: String,
     /// Where the API token comes from.
     pub api_token: Option<SecretSource>,
+    /// Every secret read from a file (API token, forge and Git tokens, webhook secret), with
+    /// where it is set, so that `validate` can say which one is missing.
+    pub secret_files: Vec<SecretFile>,
     /// Time between reconcile passes.
     pub reconcile_interval: TimeDelta,
     /// Commit author (name, email).
     pub author: (String, String),
+}
+
+/// A secret file named in `ringmaster.yaml` (its path, never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// The key as written: `api.tokenFile`, `forge.github.webhookSecretFile`, …
+    pub key: String,
+    /// The key that reads the secret from the environment instead (`tokenEnv`, …).
+    pub alternative: String,
+    /// The path as written.
+    pub written: String,
+    /// The path resolved against the settings file's directory.
+    pub path: PathBuf,
+    /// Where the key is in the settings file.
+    pub pos: crate::diag::Pos,
 }
 
 /// Where a secret comes from. The secret itself is read only when needed and never stored here.

@@ -73,10 +73,10 @@ pub struct RawGitops {
 pub struct RawAuth {
     /// Name of an environment variable holding a token.
     #[serde(default)]
-    pub token_env: Option<String>,
+    pub token_env: Option<S<String>>,
     /// Path of a file holding a token.
     #[serde(default)]
-    pub token_file: Option<String>,
+    pub token_file: Option<S<String>>,
     /// Path of an SSH private key.
     #[serde(default)]
     pub ssh_key_file: Option<String>,
@@ -115,10 +115,10 @@ pub struct RawGithub {
     pub api_url: Option<S<String>>,
     /// Environment variable holding a token.
     #[serde(default)]
-    pub token_env: Option<String>,
+    pub token_env: Option<S<String>>,
     /// File holding a token.
     #[serde(default)]
-    pub token_file: Option<String>,
+    pub token_file: Option<S<String>>,
     /// Authenticate as a GitHub App instead of with a token.
     #[serde(default)]
     pub app: Option<RawGithubApp>,
@@ -128,10 +128,10 @@ pub struct RawGithub {
     /// Environment variable holding the webhook secret: with one, `/webhooks/github` takes
     /// signed deliveries and wakes the loop at once.
     #[serde(default)]
-    pub webhook_secret_env: Option<String>,
+    pub webhook_secret_env: Option<S<String>>,
     /// File holding the webhook secret.
     #[serde(default)]
-    pub webhook_secret_file: Option<String>,
+    pub webhook_secret_file: Option<S<String>>,
 }
 
 /// `forge.github.app`.
@@ -165,10 +165,10 @@ pub struct RawApi {
     pub listen: Option<S<String>>,
     /// Environment variable holding the bearer token for mutating endpoints.
     #[serde(default)]
-    pub token_env: Option<String>,
+    pub token_env: Option<S<String>>,
     /// File holding that token.
     #[serde(default)]
-    pub token_file: Option<String>,
+    pub token_file: Option<S<String>>,
 }
 
 /// `author:`.

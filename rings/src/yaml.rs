@@ -117,11 +117,83 @@ fn record(file: &str, e: &serde_saphyr::Error, diags: &mut Diagnostics) {
         .location()
         .map(|l| Pos::from_location(&l))
         .unwrap_or(Pos::FILE);
-    let message = clean_message(&e.without_snippet().to_string());
+    let message =
+        budget_message(e).unwrap_or_else(|| clean_message(&e.without_snippet().to_string()));
     match hint_for(&message) {
         Some(hint) => diags.error_hint(file, pos, message, hint),
         None => diags.error(file, pos, message),
     }
+}
+
+/// A parser limit that the file breaks, for people: which limit, how far the file went, the
+/// limit (the parser prints `budget breached: ScalarBytes { total_scalar_bytes: … }`).
+/// `None` for any other error.
+fn budget_message(e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut e = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = e
+    {
+        e = error;
+    }
+    let serde_saphyr::Error::Budget { breach, .. } = e else {
+        return None;
+    };
+    let limits = serde_saphyr::Budget::default();
+    let (what, value, limit) = match breach {
+        B::Events { events } => (
+            "parser events",
+            events.to_string(),
+            limits.max_events.to_string(),
+        ),
+        B::Aliases { aliases } => (
+            "aliases (`*name`)",
+            aliases.to_string(),
+            limits.max_aliases.to_string(),
+        ),
+        B::Anchors { anchors } => (
+            "anchors (`&name`)",
+            anchors.to_string(),
+            limits.max_anchors.to_string(),
+        ),
+        B::Depth { depth } => (
+            "levels of nesting",
+            depth.to_string(),
+            limits.max_depth.to_string(),
+        ),
+        B::Documents { documents } => (
+            "documents",
+            documents.to_string(),
+            limits.max_documents.to_string(),
+        ),
+        B::Nodes { nodes } => (
+            "values (nodes)",
+            nodes.to_string(),
+            limits.max_nodes.to_string(),
+        ),
+        B::ScalarBytes { total_scalar_bytes } => (
+            "bytes of text in values",
+            total_scalar_bytes.to_string(),
+            limits.max_total_scalar_bytes.to_string(),
+        ),
+        B::MergeKeys { merge_keys } => (
+            "merge keys (`<<`)",
+            merge_keys.to_string(),
+            limits.max_merge_keys.to_string(),
+        ),
+        B::AliasAnchorRatio { aliases, anchors } => {
+            return Some(format!(
+                "the YAML expands {aliases} aliases from {anchors} anchors (more than {} aliases per anchor): refused as an alias bomb",
+                limits.alias_anchor_ratio_multiplier
+            ));
+        }
+        _ => {
+            return Some("the YAML is too large or too complex for the parser's limits".to_owned());
+        }
+    };
+    Some(format!(
+        "the YAML has too many {what}: {value}, the limit is {limit} (refused as a resource bomb)"
+    ))
 }
 
 /// Strip the parser's own `error: line N column M:` prefix (we print `file:line:col` ourselves)
@@ -204,6 +276,41 @@ mod tests {
         );
         assert!(
             lines[1].starts_with("f.yaml:4:1: error: unknown field `cc`"),
+            "{lines:?}"
+        );
+    }
+
+    /// Parser limits read as sentences naming the limit, the value and the limit, not as
+    /// the parser's `ScalarBytes { … }` structs (issue 16 item 12).
+    #[test]
+    fn budget_breaches_name_the_limit() {
+        let report = |text: &str| {
+            let mut d = Diagnostics::new();
+            assert!(parse_one::<serde_json::Value>("f.yaml", text, &mut d).is_none());
+            d.sorted().iter().map(|d| d.to_string()).collect::<Vec<_>>()
+        };
+        let deep = format!("a: {}1{}\n", "[".repeat(80), "]".repeat(80));
+        let lines = report(&deep);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("too many levels of nesting: 65, the limit is 64"),
+            "{lines:?}"
+        );
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (i, prev) in ["b", "c", "d", "e", "f", "g"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f"])
+        {
+            bomb.push_str(&format!(
+                "{i}: &{i} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+        }
+        let lines = report(&bomb);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(!lines[0].contains('{'), "{lines:?}");
+        assert!(
+            lines[0].contains("too many values (nodes): 250001, the limit is 250000"),
             "{lines:?}"
         );
     }

@@ -96,7 +96,11 @@ impl Fixture {
     /// What validate reports, with the temp dir replaced by `<dir>`.
     fn report(&self) -> String {
         let diags = match rings::load(&self.config()) {
-            Ok(l) => l.warnings,
+            Ok(l) => {
+                let mut all = l.warnings;
+                all.extend(rings::load::missing_secret_files(&l.config.settings));
+                all
+            }
             Err(d) => d,
         };
         let root = self.dir.path().display().to_string();
@@ -697,4 +701,85 @@ fn node_convergence_errors() {
         r.contains("clusters/prod-2/cluster.yaml:8:19: error: upgrade.nodes `always` must be `target` or `skew`"),
         "{r}"
     );
+}
+
+/// Secrets: a `tokenFile` that is not there, or both `tokenEnv` and `tokenFile`, fail in
+/// `validate` at the key, not at the daemon's first request (issue 16 item 12).
+#[test]
+fn secret_files_must_exist_and_come_alone() {
+    let settings = format!(
+        "{SETTINGS}api: {{ tokenFile: secrets/api-token }}\nforge:\n  github: {{ owner: acme, repo: gitops, tokenFile: gh.token, webhookSecretFile: hook.secret }}\n"
+    );
+    let r = case("secret_files", &[("ringmaster.yaml", Some(&settings))]);
+    assert!(
+        r.contains("api.tokenFile `secrets/api-token` does not exist"),
+        "{r}"
+    );
+    assert!(
+        r.contains("forge.github.tokenFile `gh.token` does not exist"),
+        "{r}"
+    );
+    assert!(
+        r.contains("webhookSecretFile `hook.secret` does not exist"),
+        "{r}"
+    );
+    let present = Fixture::new(&[
+        ("ringmaster.yaml", Some(&settings)),
+        ("secrets/api-token", Some("t\n")),
+        ("gh.token", Some("t\n")),
+        ("hook.secret", Some("t\n")),
+    ]);
+    let loaded = rings::load(&present.config()).unwrap();
+    assert!(rings::load::missing_secret_files(&loaded.config.settings).is_empty());
+
+    let both = settings.replace("api: {", "api: { tokenEnv: API_TOKEN,");
+    let r = case("secret_env_and_file", &[("ringmaster.yaml", Some(&both))]);
+    assert!(
+        r.contains("api: set tokenEnv or tokenFile, not both"),
+        "{r}"
+    );
+}
+
+/// A window whose cron never matches (February 30th) and a soak of nothing are refused: the
+/// first ring would wait forever, the second would pass on gates never sampled.
+#[test]
+fn a_window_that_never_opens_and_a_zero_soak() {
+    let rings = RINGS
+        .replace("0 9 * * MON-FRI", "0 9 30 2 *")
+        .replace("    soak: 1h", "    soak: 0s");
+    let r = case("never_and_zero", &[("rings.yaml", Some(&rings))]);
+    assert!(
+        r.contains("rings.yaml:6:21: error: window cron `0 9 30 2 *` never matches"),
+        "{r}"
+    );
+    assert!(r.contains("soak `0s` must be longer than 0s"), "{r}");
+    let leap = RINGS.replace("0 9 * * MON-FRI", "0 9 29 2 *");
+    assert!(rings::load(&Fixture::new(&[("rings.yaml", Some(&leap))]).config()).is_ok());
+}
+
+/// A registry value that would move an edit rule's file out of the repository (`..`) is
+/// reported by `validate` with the cluster and the rule, not first when the step is built.
+#[test]
+fn an_edit_path_escaping_the_repository_through_a_registry_value() {
+    let rings = format!(
+        "{RINGS}edits:\n  - addon: coredns\n    file: \"helm/{{labels.cell}}/{{clusterId}}.yaml\"\n    yamlPath: \".coredns\"\n"
+    );
+    let escaping = format!("{}labels: {{ cell: \"..\" }}\n", cluster("prod-2", "prod"));
+    let good = |id: &str, env: &str| format!("{}labels: {{ cell: c1 }}\n", cluster(id, env));
+    let (stg, prod) = (good("stg-1", "staging"), good("prod-1", "prod"));
+    let r = case(
+        "edit_path_escape",
+        &[
+            ("rings.yaml", Some(&rings)),
+            ("gitops/clusters/stg-1/cluster.yaml", Some(&stg)),
+            ("gitops/clusters/prod-1/cluster.yaml", Some(&prod)),
+            ("gitops/clusters/prod-2/cluster.yaml", Some(&escaping)),
+        ],
+    );
+    assert!(r.contains("rings.yaml:15:5: error: edit rule for"), "{r}");
+    assert!(
+        r.contains("cluster `prod-2`: `labels.cell` value `..`"),
+        "{r}"
+    );
+    assert_eq!(r.lines().count(), 1, "{r}");
 }

@@ -36,6 +36,10 @@ const IDENTITY_KEY: &[u8] = b"store_id";
 /// client can read it while a running daemon holds the store's lock.
 pub const IDENTITY_FILE: &str = "ringmaster.id";
 
+/// What moving a damaged store away costs, in the recovery hint of [`StoreError`].
+const REBUILD_NOTE: &str = "an empty store is rebuilt from the forge's ringmaster PRs; \
+                            unfinished soaks restart at 0 and the old journal stays in the moved copy";
+
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,7 +62,9 @@ pub enum StoreError {
         found: u32,
     },
     /// sled failed.
-    #[error("store {path}: {message}")]
+    #[error(
+        "store {path}: {message}; if the store is damaged: stop ringmaster, `mv {path} {path}.broken` and start it again ({REBUILD_NOTE})"
+    )]
     Sled {
         /// The store path.
         path: String,
@@ -66,7 +72,9 @@ pub enum StoreError {
         message: String,
     },
     /// A record could not be decoded.
-    #[error("store {path}: corrupt record {key}: {message}")]
+    #[error(
+        "store {path}: corrupt record {key}: {message}; to recover: stop ringmaster, `mv {path} {path}.broken` and start it again ({REBUILD_NOTE})"
+    )]
     Corrupt {
         /// The store path.
         path: String,
@@ -175,7 +183,8 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, StoreError> {
     serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         path: path.to_owned(),
-        key: String::from_utf8_lossy(key).into_owned(),
+        // Keys are `rollout\0ring`: shown as `rollout/ring`.
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
         message: e.to_string(),
     })
 }

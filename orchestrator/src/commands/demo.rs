@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,27 @@ fn say(tty: bool, icon: &str, text: &str) {
     } else {
         println!("{text}");
     }
+}
+
+/// The closing hints: commands to look at what the demo did, with the real directory when
+/// `--keep` keeps it; otherwise the directory is deleted on exit, so say how to keep it
+/// rather than print commands that name a place that no longer exists.
+fn look_around(keep: bool, dir: &Path) {
+    if !keep {
+        println!(
+            "\nThe demo's files (GitOps repository, store, kubeconfig) are deleted on exit; \
+             run `ringmaster demo --keep` to keep them and look around with git, \
+             `ringmaster status`, `history {RELEASE}` and `prs`."
+        );
+        return;
+    }
+    let dir = dir.display();
+    println!("\nLook around:");
+    println!("  git -C {dir}/gitops log --oneline --graph");
+    println!("  ringmaster --config {dir}/ringmaster.yaml status");
+    println!("  ringmaster --config {dir}/ringmaster.yaml history {RELEASE}");
+    println!("  ringmaster --config {dir}/ringmaster.yaml prs");
+    println!("  kubectl --kubeconfig {dir}/fleet.kubeconfig get nodes  (while a demo runs)");
 }
 
 /// `ringmaster demo`.
@@ -499,42 +520,14 @@ async fn demo(root: &Path, opts: &DemoOptions, speed: f64) -> anyhow::Result<Exi
                 ),
             );
             if let Some(e) = &run.evidence {
+                // The evidence's next steps name the rollout generically: here it is known.
                 for line in e.lines().filter(|l| !l.starts_with("<!--")) {
-                    println!("    {line}");
+                    println!("    {}", line.replace("<rollout>", RELEASE));
                 }
             }
         }
     }
-    let shown = if opts.keep {
-        dir.clone()
-    } else {
-        PathBuf::from("<demo dir>")
-    };
-    println!(
-        "\nLook around{}:",
-        if opts.keep {
-            ""
-        } else {
-            " (run with --keep to keep the files)"
-        }
-    );
-    println!("  git -C {}/gitops log --oneline --graph", shown.display());
-    println!(
-        "  ringmaster --config {}/ringmaster.yaml status",
-        shown.display()
-    );
-    println!(
-        "  ringmaster --config {}/ringmaster.yaml history {RELEASE}",
-        shown.display()
-    );
-    println!(
-        "  ringmaster --config {}/ringmaster.yaml prs",
-        shown.display()
-    );
-    println!(
-        "  kubectl --kubeconfig {}/fleet.kubeconfig get nodes  (while a demo runs)",
-        shown.display()
-    );
+    look_around(opts.keep, &dir);
     drop(daemon);
     drop(store);
     drop(sim);

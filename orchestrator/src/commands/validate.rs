@@ -9,7 +9,19 @@ use crate::output::{diagnostics_json, print_diagnostics};
 use orchestrator::gitops::changes::{next_ring_step, planned_edits};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match rings::load(&cli.config) {
+    // `load` does not look for secret files (a deployment's are mounted only in its pod);
+    // `validate` runs where the daemon will and does.
+    let loaded = rings::load(&cli.config).and_then(|loaded| {
+        let missing = rings::load::missing_secret_files(&loaded.config.settings);
+        if missing.has_errors() {
+            let mut all = loaded.warnings;
+            all.extend(missing);
+            Err(all)
+        } else {
+            Ok(loaded)
+        }
+    });
+    match loaded {
         Ok(loaded) => {
             let c = &loaded.config;
             let missing = missing_edit_targets(c);

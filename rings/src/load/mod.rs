@@ -130,6 +130,7 @@ pub fn load_with(
     let membership = membership(&settings.gitops, &rings_file, &ring_set, &fleet, &mut diags);
     resolve_node_convergence(&ring_set, &mut fleet, &membership);
     coverage(&rings_file, &ring_set, &fleet, &membership, &mut diags);
+    edit_paths(&rings_file, &ring_set, &fleet, &mut diags);
 
     if diags.has_errors() {
         return Err(diags);
@@ -144,6 +145,55 @@ pub fn load_with(
         },
         warnings: diags,
     })
+}
+
+/// The secret files of `settings` that are not there (or not files), as errors at their key:
+/// what `validate` adds to [`load`] on the machine the daemon runs on. [`load`] itself does not
+/// check, so that a deployment's settings (secrets mounted only in the pod) load in CI.
+pub fn missing_secret_files(settings: &Settings) -> Diagnostics {
+    let file = settings.path.display().to_string();
+    let mut diags = Diagnostics::new();
+    for s in &settings.secret_files {
+        if s.path.is_file() {
+            continue;
+        }
+        let why = if s.path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        diags.error_hint(
+            &file,
+            s.pos,
+            format!("{} `{}` {why}", s.key, s.written),
+            format!(
+                "a relative path is read from the settings file's directory; create the file with the secret or use {}",
+                s.alternative
+            ),
+        );
+    }
+    diags
+}
+
+/// Every edit rule's file rendered for every cluster it applies to: a registry value that
+/// cannot be a path component (`..`, `a/b`) or a missing field fails here, in `validate`,
+/// rather than when the ring's step is built.
+fn edit_paths(file: &str, ring_set: &RingSet, fleet: &Fleet, diags: &mut Diagnostics) {
+    for rule in &ring_set.edits {
+        for c in &fleet.clusters {
+            if !rule.when.as_ref().is_none_or(|w| w.matches(c)) {
+                continue;
+            }
+            if let Err(msg) = rule.file.render(c) {
+                diags.error_hint(
+                    file,
+                    rule.pos,
+                    format!("edit rule for {}: {msg}", rule.target),
+                    format!("fix the value in {} or narrow the rule's `when`", c.path),
+                );
+            }
+        }
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
@@ -197,11 +247,6 @@ fn duration_or(
             }
         },
     }
-}
-
-fn secret_source(base: &Path, env: Option<&String>, file: Option<&String>) -> Option<SecretSource> {
-    env.map(|e| SecretSource::Env(e.clone()))
-        .or_else(|| file.map(|f| SecretSource::File(base.join(f))))
 }
 
 fn expand_home(base: &Path, p: &str) -> PathBuf {

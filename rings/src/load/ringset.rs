@@ -130,6 +130,17 @@ pub(super) fn ring_set(file: &str, raw: RawRingSet, diags: &mut Diagnostics) -> 
             diags,
         );
         let soak = duration_or(file, r.soak.as_ref(), DEFAULT_SOAK_SECS, "soak", diags);
+        if soak <= TimeDelta::zero()
+            && let Some(raw_soak) = &r.soak
+        {
+            // A soak of nothing takes no sample: the ring would pass on gates never run.
+            diags.error_hint(
+                file,
+                pos(raw_soak),
+                format!("soak `{}` must be longer than 0s", raw_soak.value),
+                "the ring's gates are sampled during the soak; use at least one reconcile interval, like `1m`",
+            );
+        }
         let gate_refs = |list: &[S<String>], diags: &mut Diagnostics| -> Vec<GateName> {
             let mut out = Vec::new();
             for g in list {
@@ -528,8 +539,27 @@ pub(super) fn instant(file: &str, v: &S<String>, diags: &mut Diagnostics) -> Opt
     }
 }
 
+/// A cron that matches nothing after this instant never opens its window (the check does not
+/// depend on today's date, so `validate` gives the same answer every day).
+const NEVER_FROM: chrono::NaiveDateTime = match chrono::NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d.and_time(chrono::NaiveTime::MIN),
+    None => chrono::NaiveDateTime::MIN,
+};
+
 pub(super) fn window(file: &str, w: &RawWindow, diags: &mut Diagnostics) -> Option<Window> {
     let schedule = match CronSchedule::parse(&w.cron.value) {
+        Ok(s) if s.next_naive_after(NEVER_FROM).is_none() => {
+            diags.error_hint(
+                file,
+                pos(&w.cron),
+                format!(
+                    "window cron `{}` never matches: the ring would wait forever",
+                    w.cron.value
+                ),
+                "check the day of month against the month: February has no 30th, April no 31st",
+            );
+            None
+        }
         Ok(s) => Some(s),
         Err(msg) => {
             diags.error(

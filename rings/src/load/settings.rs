@@ -10,7 +10,8 @@ pub(super) fn settings(
     diags: &mut Diagnostics,
 ) -> Option<Settings> {
     check_header(file, &raw.api_version, &raw.kind, "Orchestrator", diags);
-    let gitops = gitops(file, base, raw.gitops, diags);
+    let mut secret_files = Vec::new();
+    let gitops = gitops(file, base, raw.gitops, &mut secret_files, diags);
     let forge = match raw.forge {
         None => ForgeSettings::Local,
         Some(f) => match (f.github, f.local) {
@@ -23,7 +24,9 @@ pub(super) fn settings(
                 ForgeSettings::Local
             }
             (None, _) => ForgeSettings::Local,
-            (Some(gh), None) => github(file, base, gh, diags).unwrap_or(ForgeSettings::Local),
+            (Some(gh), None) => {
+                github(file, base, gh, &mut secret_files, diags).unwrap_or(ForgeSettings::Local)
+            }
         },
     };
     let rings_path = base.join(
@@ -95,7 +98,16 @@ pub(super) fn settings(
             .and_then(|k| k.kubeconfig)
             .map(|k| expand_home(base, &k)),
         api_listen,
-        api_token: secret_source(base, api.token_env.as_ref(), api.token_file.as_ref()),
+        api_token: secret(
+            file,
+            base,
+            "api",
+            ("tokenEnv", api.token_env.as_ref()),
+            ("tokenFile", api.token_file.as_ref()),
+            &mut secret_files,
+            diags,
+        ),
+        secret_files,
         reconcile_interval,
         author,
     })
@@ -105,6 +117,7 @@ pub(super) fn gitops(
     file: &str,
     base: &Path,
     raw: RawGitops,
+    secret_files: &mut Vec<SecretFile>,
     diags: &mut Diagnostics,
 ) -> Option<GitopsSettings> {
     let url = raw.url.value.trim().to_owned();
@@ -163,9 +176,15 @@ pub(super) fn gitops(
             if set != 1 {
                 diags.error(file, p, "gitops.auth must set exactly one of tokenEnv, tokenFile, sshKeyFile or sshAgent: true");
                 GitAuth::None
-            } else if let Some(src) =
-                secret_source(base, a.token_env.as_ref(), a.token_file.as_ref())
-            {
+            } else if let Some(src) = secret(
+                file,
+                base,
+                "gitops.auth",
+                ("tokenEnv", a.token_env.as_ref()),
+                ("tokenFile", a.token_file.as_ref()),
+                secret_files,
+                diags,
+            ) {
                 GitAuth::Token(src)
             } else if let Some(k) = a.ssh_key_file {
                 GitAuth::SshKey(expand_home(base, &k))
@@ -234,6 +253,7 @@ pub(super) fn github(
     file: &str,
     base: &Path,
     gh: S<RawGithub>,
+    secret_files: &mut Vec<SecretFile>,
     diags: &mut Diagnostics,
 ) -> Option<ForgeSettings> {
     let p = pos(&gh);
@@ -256,7 +276,15 @@ pub(super) fn github(
         }
     }
     let auth = match (
-        secret_source(base, gh.token_env.as_ref(), gh.token_file.as_ref()),
+        secret(
+            file,
+            base,
+            "forge.github",
+            ("tokenEnv", gh.token_env.as_ref()),
+            ("tokenFile", gh.token_file.as_ref()),
+            secret_files,
+            diags,
+        ),
         gh.app,
     ) {
         (Some(_), Some(_)) => {
@@ -304,18 +332,14 @@ pub(super) fn github(
             );
         }
     }
-    if gh.webhook_secret_env.is_some() && gh.webhook_secret_file.is_some() {
-        diags.error(
-            file,
-            p,
-            "forge.github: set webhookSecretEnv or webhookSecretFile, not both",
-        );
-        return None;
-    }
-    let webhook_secret = secret_source(
+    let webhook_secret = secret(
+        file,
         base,
-        gh.webhook_secret_env.as_ref(),
-        gh.webhook_secret_file.as_ref(),
+        "forge.github",
+        ("webhookSecretEnv", gh.webhook_secret_env.as_ref()),
+        ("webhookSecretFile", gh.webhook_secret_file.as_ref()),
+        secret_files,
+        diags,
     );
     Some(ForgeSettings::GitHub(GitHubSettings {
         owner: gh.owner.value,
@@ -325,4 +349,39 @@ pub(super) fn github(
         merge_method,
         webhook_secret,
     }))
+}
+
+/// Where a secret comes from: the environment variable or the file, not both (which one would
+/// win is a guess the reader should not have to make). A file is recorded in `secret_files`
+/// for [`super::missing_secret_files`]: whether it is there is a fact about the machine the
+/// daemon runs on, which `validate` checks and a plain load (CI, tests) does not.
+fn secret(
+    file: &str,
+    base: &Path,
+    what: &str,
+    (env_key, env): (&str, Option<&S<String>>),
+    (file_key, path): (&str, Option<&S<String>>),
+    secret_files: &mut Vec<SecretFile>,
+    diags: &mut Diagnostics,
+) -> Option<SecretSource> {
+    if let (Some(_), Some(p)) = (env, path) {
+        diags.error(
+            file,
+            pos(p),
+            format!("{what}: set {env_key} or {file_key}, not both"),
+        );
+    }
+    if let Some(e) = env {
+        return Some(SecretSource::Env(e.value.clone()));
+    }
+    let p = path?;
+    let full = expand_home(base, &p.value);
+    secret_files.push(SecretFile {
+        key: format!("{what}.{file_key}"),
+        alternative: env_key.to_owned(),
+        written: p.value.clone(),
+        path: full.clone(),
+        pos: pos(p),
+    });
+    Some(SecretSource::File(full))
 }
