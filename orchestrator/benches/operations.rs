@@ -438,7 +438,7 @@ impl Seeder<'_> {
                     self.report.samples += samples.len();
                     samples.clear();
                     let evidence = evidence_of(self.store, self.config, &new, at).unwrap();
-                    new.evidence = Some(halt_comment(&reason, evidence.as_ref()));
+                    new.evidence = Some(halt_comment(&name, &reason, evidence.as_ref()));
                     new.evidence_posted = true;
                     new.phase = Phase::Halted;
                     new.phase_since = at;

@@ -295,7 +295,7 @@ impl ApiServer {
                     let _ = stopped.await;
                 };
                 if let Err(e) = rt.block_on(serve(listener, shared, options, shutdown)) {
-                    eprintln!("error: the API server on {addr} stopped: {e}");
+                    tracing::error!("the API server on {addr} stopped: {e}");
                 }
             })
             .map_err(start_err)?;

@@ -273,8 +273,10 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
             anyhow::anyhow!("the API token (api.tokenEnv / api.tokenFile in ringmaster.yaml): {e}")
         })?),
         None => {
-            eprintln!(
-                "warning: no API token configured (api.tokenEnv or api.tokenFile): the API's control endpoints answer 403"
+            log(
+                "warn",
+                &[],
+                "no API token configured (api.tokenEnv or api.tokenFile): the API's control endpoints answer 403",
             );
             None
         }
@@ -313,9 +315,13 @@ fn start_api(s: &Settings, shared: Arc<api::Shared>) -> anyhow::Result<api::ApiS
         local_forge,
     };
     let server = api::ApiServer::start(&s.api_listen, shared, options)?;
-    eprintln!(
-        "API on http://{} (/healthz, /readyz, /metrics, /api/v1/rollouts)",
-        server.addr()
+    log(
+        "info",
+        &[],
+        &format!(
+            "API on http://{} (/healthz, /readyz, /metrics, /api/v1/rollouts)",
+            server.addr()
+        ),
     );
     Ok(server)
 }

@@ -82,7 +82,7 @@ pub fn evidence_of(
 }
 
 /// Markdown evidence of a halt: why, then each gate's samples and worst values.
-pub fn halt_comment(reason: &str, evidence: Option<&Evidence>) -> String {
+pub fn halt_comment(rollout: &str, reason: &str, evidence: Option<&Evidence>) -> String {
     // The forge puts the comment's key marker in front (one comment per key, never two).
     let mut out = format!("### 🛑 ringmaster halted this rollout\n\n{reason}\n\n");
     if let Some(e) = evidence {
@@ -106,10 +106,12 @@ pub fn halt_comment(reason: &str, evidence: Option<&Evidence>) -> String {
         out.push('\n');
     }
     out.push_str("Later rings get nothing until a person decides. Next steps:\n\n```sh\n");
-    out.push_str("ringmaster resume <rollout>          # re-run this ring's gates from zero\n");
-    out.push_str(
-        "ringmaster abort <rollout> --revert  # stop and restore the previous versions\n```\n",
-    );
+    out.push_str(&format!(
+        "ringmaster resume {rollout}          # re-run this ring's gates from zero\n"
+    ));
+    out.push_str(&format!(
+        "ringmaster abort {rollout} --revert  # stop and restore the previous versions\n```\n"
+    ));
     out
 }
 
@@ -127,7 +129,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
             Some(l) => evidence_of(self.store, &l.config, &run, now)?,
             None => None,
         };
-        let comment = halt_comment(&reason, evidence.as_ref());
+        let comment = halt_comment(&rollout.name, &reason, evidence.as_ref());
         let mut new = run.clone();
         new.evidence = Some(comment.clone());
         let mut r = rollout.clone();
