@@ -737,3 +737,26 @@ async fn status_never_writes_control_characters_from_stored_text() {
     assert!(table.contains("red ERROR forged line"), "{table}");
     assert!(!table.lines().any(|l| l.starts_with("ERROR")), "{table}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reason_of_nothing_but_control_characters_is_refused() {
+    let s = setup(&["01-k8s"]);
+    let mut d = daemon(
+        &s,
+        Scripted::default(),
+        ManualClock::new(t("2026-11-23T06:00:00Z")),
+    );
+    d.pass().await.unwrap();
+    let now = t("2026-11-23T06:00:00Z");
+    let empty = "\u{1b}[2J\n\r\t ";
+    let err = control::pause(&s.store, "k8s-1.33", "alice", empty, now).unwrap_err();
+    assert!(err.to_string().contains("a reason is needed"), "{err}");
+    let err =
+        control::freeze(&s.store, t("2026-11-24T00:00:00Z"), empty, "alice", now).unwrap_err();
+    assert!(err.to_string().contains("a reason is needed"), "{err}");
+    assert_eq!(
+        s.store.rollout("k8s-1.33").unwrap().unwrap().state,
+        RolloutState::Active
+    );
+    assert!(s.store.global_freeze().unwrap().is_none());
+}

@@ -79,7 +79,7 @@ pub struct RawAuth {
     pub token_file: Option<S<String>>,
     /// Path of an SSH private key.
     #[serde(default)]
-    pub ssh_key_file: Option<String>,
+    pub ssh_key_file: Option<S<String>>,
     /// Use the SSH agent.
     #[serde(default)]
     pub ssh_agent: Option<bool>,
@@ -141,7 +141,7 @@ pub struct RawGithubApp {
     /// The App's numeric id.
     pub app_id: u64,
     /// PEM private key file of the App.
-    pub private_key_file: String,
+    pub private_key_file: S<String>,
     /// Installation id; found from the repository when absent.
     #[serde(default)]
     pub installation_id: Option<u64>,

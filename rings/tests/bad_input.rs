@@ -740,6 +740,40 @@ fn secret_files_must_exist_and_come_alone() {
     );
 }
 
+/// The GitHub App's private key and the deploy key are secret files too: missing, `validate`
+/// says so at their keys instead of `run` failing at its first GitHub or Git call.
+#[test]
+fn the_app_key_and_the_ssh_key_must_exist() {
+    let settings = SETTINGS.replace(
+        "gitops: { url: ./gitops, branch: main }",
+        "gitops: { url: ./gitops, branch: main, auth: { sshKeyFile: keys/deploy } }",
+    ) + "forge:\n  github: { owner: acme, repo: gitops, app: { appId: 1, privateKeyFile: keys/app.pem } }\n";
+    let missing = Fixture::new(&[("ringmaster.yaml", Some(&settings))]);
+    let loaded = rings::load(&missing.config()).unwrap();
+    let text: Vec<String> = rings::load::missing_secret_files(&loaded.config.settings)
+        .sorted()
+        .into_iter()
+        .map(|d| d.to_string())
+        .collect();
+    let text = text.join("\n");
+    assert!(
+        text.contains("gitops.auth.sshKeyFile `keys/deploy` does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("forge.github.app.privateKeyFile `keys/app.pem` does not exist"),
+        "{text}"
+    );
+    assert!(text.contains("ringmaster.yaml:3:"), "positions: {text}");
+    let present = Fixture::new(&[
+        ("ringmaster.yaml", Some(&settings)),
+        ("keys/deploy", Some("k\n")),
+        ("keys/app.pem", Some("k\n")),
+    ]);
+    let loaded = rings::load(&present.config()).unwrap();
+    assert!(rings::load::missing_secret_files(&loaded.config.settings).is_empty());
+}
+
 /// A window whose cron never matches (February 30th) and a soak of nothing are refused: the
 /// first ring would wait forever, the second would pass on gates never sampled.
 #[test]

@@ -242,6 +242,19 @@ fn retried_text(rings: &[String]) -> String {
     }
 }
 
+/// A reason from the CLI or the API, cleaned ([`crate::text::clean_text`]); one that is
+/// nothing but control characters or spaces is no reason.
+fn reason_of(text: &str) -> Result<String, ControlError> {
+    let reason = crate::text::clean_text(text);
+    if reason.is_empty() {
+        return Err(ControlError::Invalid(
+            "a reason is needed (it was empty once control characters were removed); nothing was changed"
+                .to_owned(),
+        ));
+    }
+    Ok(reason)
+}
+
 /// `ringmaster pause <rollout>`: no new PR and no merge until `resume`; soaks keep measuring.
 pub fn pause(
     store: &Store,
@@ -252,7 +265,7 @@ pub fn pause(
 ) -> Result<String, ControlError> {
     // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
     let by = &crate::text::clean_text(by);
-    let reason = &crate::text::clean_text(reason);
+    let reason = &reason_of(reason)?;
     let r = load(store, rollout)?;
     if r.state != RolloutState::Active {
         return Err(wrong_state(&r, "only an active rollout can be paused"));
@@ -290,7 +303,7 @@ pub fn abort_and_revert(
 ) -> Result<String, ControlError> {
     // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
     let by = &crate::text::clean_text(by);
-    let reason = &crate::text::clean_text(reason);
+    let reason = &reason_of(reason)?;
     let name = revert_name(rollout);
     if store.rollout(&name)?.is_some() {
         return Err(ControlError::WrongState {
@@ -393,7 +406,7 @@ pub fn abort(
 ) -> Result<String, ControlError> {
     // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
     let by = &crate::text::clean_text(by);
-    let reason = &crate::text::clean_text(reason);
+    let reason = &reason_of(reason)?;
     let r = load(store, rollout)?;
     if r.state.is_finished() {
         return Err(wrong_state(&r, "it is already finished"));
@@ -430,7 +443,7 @@ pub fn freeze(
     }
     // Free text from the CLI or the API: no control characters, capped (issue 16 item 10).
     let by = &crate::text::clean_text(by);
-    let reason = &crate::text::clean_text(reason);
+    let reason = &reason_of(reason)?;
     store.set_global_freeze(Some(&GlobalFreeze {
         until,
         reason: reason.to_owned(),

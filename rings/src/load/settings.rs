@@ -187,7 +187,15 @@ pub(super) fn gitops(
             ) {
                 GitAuth::Token(src)
             } else if let Some(k) = a.ssh_key_file {
-                GitAuth::SshKey(expand_home(base, &k))
+                let full = expand_home(base, &k.value);
+                secret_files.push(SecretFile {
+                    key: "gitops.auth.sshKeyFile".to_owned(),
+                    alternative: "sshAgent: true".to_owned(),
+                    written: k.value.clone(),
+                    path: full.clone(),
+                    pos: pos(&k),
+                });
+                GitAuth::SshKey(full)
             } else {
                 GitAuth::SshAgent
             }
@@ -296,11 +304,21 @@ pub(super) fn github(
             return None;
         }
         (Some(src), None) => GitHubAuth::Token(src),
-        (None, Some(app)) => GitHubAuth::App {
-            app_id: app.app_id,
-            private_key_file: expand_home(base, &app.private_key_file),
-            installation_id: app.installation_id,
-        },
+        (None, Some(app)) => {
+            let full = expand_home(base, &app.private_key_file.value);
+            secret_files.push(SecretFile {
+                key: "forge.github.app.privateKeyFile".to_owned(),
+                alternative: "a token (tokenEnv)".to_owned(),
+                written: app.private_key_file.value.clone(),
+                path: full.clone(),
+                pos: pos(&app.private_key_file),
+            });
+            GitHubAuth::App {
+                app_id: app.app_id,
+                private_key_file: full,
+                installation_id: app.installation_id,
+            }
+        }
         (None, None) => {
             diags.error(
                 file,
