@@ -68,10 +68,15 @@ async fn control(addr: SocketAddr, method: &str, body: Option<&str>) -> (u16, Va
     (status, json)
 }
 
-/// Polls `GET /user` until it succeeds; the time it took.
+/// Polls `GET /user` until it succeeds (at most 10 s: a fault that never clears fails the
+/// test instead of hanging it); the time it took.
 async fn until_ok(octo: &Octocrab) -> Duration {
     let started = Instant::now();
     while get_user(octo).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the fault did not clear within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     started.elapsed()

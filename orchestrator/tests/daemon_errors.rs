@@ -18,39 +18,27 @@ use scripted::*;
 
 const TFVARS_RULE: &str = "edits:\n  - when: { provider: aws }\n    kubernetes: { file: \"terraform/eks/{clusterId}.tfvars\", regex: 'cluster_version\\s*=\\s*\"(?P<version>[^\"]+)\"' }\n";
 
-/// Commit `files` (path → `Some(content)`, or `None` to delete) on `main` of the GitOps repo.
+/// Commit `files` (path → `Some(content)`, or `None` to delete) on `main` of the GitOps repo,
+/// on top of `main` as it is (the local forge's merges move it without touching the worktree).
 fn commit(repo_dir: &Path, files: &[(String, Option<String>)], message: &str) {
     let repo = git2::Repository::open(repo_dir).unwrap();
     let parent = repo
         .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
         .unwrap();
-    let mut index = git2::Index::new().unwrap();
+    let mut index = repo.index().unwrap();
     index.read_tree(&parent.tree().unwrap()).unwrap();
     for (path, content) in files {
         match content {
             Some(text) => {
-                let blob = repo.blob(text.as_bytes()).unwrap();
-                index
-                    .add(&git2::IndexEntry {
-                        ctime: git2::IndexTime::new(0, 0),
-                        mtime: git2::IndexTime::new(0, 0),
-                        dev: 0,
-                        ino: 0,
-                        mode: 0o100_644,
-                        uid: 0,
-                        gid: 0,
-                        file_size: 0,
-                        id: blob,
-                        flags: 0,
-                        flags_extended: 0,
-                        path: path.as_bytes().to_vec(),
-                    })
-                    .unwrap();
+                let full = repo_dir.join(path);
+                std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                std::fs::write(&full, text).unwrap();
+                index.add_path(Path::new(path)).unwrap();
             }
             None => index.remove_path(Path::new(path)).unwrap(),
         }
     }
-    let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("platform", "platform@example.invalid").unwrap();
     repo.commit(
         Some("refs/heads/main"),
