@@ -127,6 +127,8 @@ fn cluster(i: usize) -> Result<Cluster, String> {
         kubernetes: Version::parse("1.33")?,
         addons: Default::default(),
         policies: Default::default(),
+        controllers: Default::default(),
+        extra: Default::default(),
         paused: None,
         upgrade_nodes: None,
         nodes: rings::model::NodeConvergence::Target,

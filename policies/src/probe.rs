@@ -568,6 +568,14 @@ impl Probe {
                 )),
             });
         }
+        for (name, version) in &target.controllers {
+            checks.push(match observe.controllers.get(name) {
+                Some(w) => converge::addon(&conn, name, w, version).await,
+                None => Check::Inconclusive(format!(
+                    "controller `{name}` has no `observe.controllers.{name}` entry in rings.yaml"
+                )),
+            });
+        }
         for (name, version) in &target.policies {
             checks.push(match observe.policies.get(name) {
                 Some(r) => converge::policy(&conn, name, r, version).await,

@@ -147,7 +147,8 @@ pub fn kubelet_skew(control_plane: &Version, kubelet: &Version) -> Result<(), St
 ///
 /// Kubernetes moves first, one minor per step; add-on and policy changes ride with the last
 /// Kubernetes step (their target versions are meant for the target minor), or form the only
-/// step when Kubernetes does not move. Components the cluster does not run are not added.
+/// step when Kubernetes does not move. Components (add-ons, controllers, policy bundles) the
+/// cluster does not run are not added.
 pub fn cluster_steps(release: &Release, cluster: &Cluster) -> ClusterSteps {
     let mut refusals = Vec::new();
     // A rollback that would lower the control plane is a mistake in the release, not a cluster
@@ -173,6 +174,13 @@ pub fn cluster_steps(release: &Release, cluster: &Cluster) -> ClusterSteps {
         .addons
         .iter()
         .map(|(n, v)| (Component::Addon(n.clone()), cluster.addons.get(n), v))
+        .chain(release.controllers.iter().map(|(n, v)| {
+            (
+                Component::Controller(n.clone()),
+                cluster.controllers.get(n),
+                v,
+            )
+        }))
         .chain(
             release
                 .policies

@@ -25,6 +25,8 @@ fn cluster(id: &str) -> Cluster {
         kubernetes: rings::Version::parse("1.33.2").unwrap(),
         addons: BTreeMap::new(),
         policies: BTreeMap::new(),
+        controllers: Default::default(),
+        extra: Default::default(),
         paused: None,
         upgrade_nodes: None,
         nodes: rings::model::NodeConvergence::Target,

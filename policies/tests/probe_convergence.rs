@@ -53,6 +53,7 @@ fn targets(
         kubernetes: kubernetes.map(v),
         addons: map(addons),
         policies: map(policies),
+        controllers: BTreeMap::new(),
     }
 }
 

@@ -194,6 +194,11 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// Levenshtein distance between two strings, in characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    levenshtein(a, b)
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

@@ -93,13 +93,52 @@ name_type!(
 pub enum Component {
     /// The Kubernetes control-plane minor (`kubernetesVersion`).
     Kubernetes,
-    /// An add-on or controller (`addons.<name>`).
+    /// An add-on (`addons.<name>`).
     Addon(String),
+    /// A cluster controller such as argocd, cert-manager or karpenter (`controllers.<name>`).
+    Controller(String),
     /// A policy bundle (`policies.<name>`).
     Policy(String),
 }
 
 impl Component {
+    /// Parse the text [`Component`]'s `Display` writes (`kubernetes`, `addon/coredns`,
+    /// `controller/cert-manager`, `policy/restricted-prod`).
+    pub fn parse(text: &str) -> Option<Component> {
+        if text == "kubernetes" {
+            return Some(Component::Kubernetes);
+        }
+        let (kind, name) = text.split_once('/')?;
+        if name.is_empty() {
+            return None;
+        }
+        Some(match kind {
+            "addon" => Component::Addon(name.to_owned()),
+            "controller" => Component::Controller(name.to_owned()),
+            "policy" => Component::Policy(name.to_owned()),
+            _ => return None,
+        })
+    }
+
+    /// The registry map the component lives in (`addons`, `controllers`, `policies`), `None`
+    /// for Kubernetes.
+    pub fn registry_map(&self) -> Option<&'static str> {
+        match self {
+            Component::Kubernetes => None,
+            Component::Addon(_) => Some("addons"),
+            Component::Controller(_) => Some("controllers"),
+            Component::Policy(_) => Some("policies"),
+        }
+    }
+
+    /// The item's name (`coredns`); `None` for Kubernetes.
+    pub fn item(&self) -> Option<&str> {
+        match self {
+            Component::Kubernetes => None,
+            Component::Addon(n) | Component::Controller(n) | Component::Policy(n) => Some(n),
+        }
+    }
+
     /// Validate an add-on or policy bundle name (used as a map key and in file path templates).
     pub fn check_item_name(kind: &str, name: &str) -> Result<(), String> {
         let ok = !name.is_empty()
@@ -123,6 +162,7 @@ impl fmt::Display for Component {
         match self {
             Component::Kubernetes => f.write_str("kubernetes"),
             Component::Addon(name) => write!(f, "addon/{name}"),
+            Component::Controller(name) => write!(f, "controller/{name}"),
             Component::Policy(name) => write!(f, "policy/{name}"),
         }
     }
@@ -177,5 +217,15 @@ mod tests {
             Component::Policy("restricted-prod".into()).to_string(),
             "policy/restricted-prod"
         );
+        for c in [
+            Component::Kubernetes,
+            Component::Addon("coredns".into()),
+            Component::Controller("cert-manager".into()),
+            Component::Policy("restricted-prod".into()),
+        ] {
+            assert_eq!(Component::parse(&c.to_string()), Some(c));
+        }
+        assert_eq!(Component::parse("controller/"), None);
+        assert_eq!(Component::parse("chart/x"), None);
     }
 }

@@ -15,6 +15,9 @@ use crate::ids::{ClusterId, GateName, ReleaseName, RingName};
 use crate::schedule::CronSchedule;
 use crate::version::{Version, VersionRange};
 
+mod extra;
+pub use extra::{ExtraFields, FieldValue, Interner};
+
 /// Everything ringmaster reads before it acts: settings, rings, releases and the registry.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -218,6 +221,8 @@ pub struct RingSet {
 pub struct Observe {
     /// Add-on name → the workload running it.
     pub addons: BTreeMap<String, WorkloadRef>,
+    /// Controller name → the workload running it.
+    pub controllers: BTreeMap<String, WorkloadRef>,
     /// Policy-bundle name → the object reporting its version.
     pub policies: BTreeMap<String, ResourceRef>,
     /// Where `observe:` is written in the ring file ([`crate::Pos::FILE`] when absent).
@@ -555,13 +560,19 @@ pub enum FieldKey {
     Criticality,
     /// `kubernetesVersion` (as a minor, `1.33`).
     KubernetesVersion,
+    /// `upgradeRing`.
+    UpgradeRing,
+    /// `kubeContext` (the cluster id when not written).
+    KubeContext,
     /// `labels.<key>`.
     Label(String),
+    /// A scalar field ringmaster does not know (`upgradeChannel`, `purpose`, …).
+    Extra(String),
 }
 
 impl FieldKey {
     /// The plain field names, as written in files.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 10] = [
         "clusterId",
         "provider",
         "service",
@@ -570,6 +581,8 @@ impl FieldKey {
         "ownerTeam",
         "criticality",
         "kubernetesVersion",
+        "upgradeRing",
+        "kubeContext",
     ];
 
     /// Parse `environment`, `labels.cell`, …
@@ -589,7 +602,32 @@ impl FieldKey {
             "ownerTeam" => FieldKey::OwnerTeam,
             "criticality" => FieldKey::Criticality,
             "kubernetesVersion" => FieldKey::KubernetesVersion,
-            _ => return Err(format!("unknown registry field `{text}`")),
+            "upgradeRing" => FieldKey::UpgradeRing,
+            "kubeContext" => FieldKey::KubeContext,
+            "labels" | "addons" | "controllers" | "policies" | "upgrade" => {
+                return Err(format!(
+                    "`{text}` is a map, not a value; name one entry of it, like `labels.cell`"
+                ));
+            }
+            _ => {
+                // A field the registry itself would refuse as a misspelling cannot be an
+                // organisation's own field either.
+                if let Some(known) = crate::raw::field_typo(text) {
+                    return Err(format!(
+                        "unknown registry field `{text}`; did you mean `{known}`?"
+                    ));
+                }
+                let ok = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+                if !ok {
+                    return Err(format!(
+                        "`{text}` is not a registry field name (letters, digits, `_` and `-`; only `labels.<key>` has a dot)"
+                    ));
+                }
+                FieldKey::Extra(text.to_owned())
+            }
         })
     }
 
@@ -608,7 +646,10 @@ impl FieldKey {
                 let (major, minor) = c.kubernetes.major_minor();
                 Some(Cow::Owned(format!("{major}.{minor}")))
             }
+            FieldKey::UpgradeRing => c.upgrade_ring.as_ref().map(|r| Cow::Borrowed(r.as_str())),
+            FieldKey::KubeContext => Some(Cow::Borrowed(c.kube_context.as_str())),
             FieldKey::Label(key) => c.labels.get(key).map(|v| Cow::Borrowed(v.as_str())),
+            FieldKey::Extra(key) => c.extra.scalar(key).map(Cow::Borrowed),
         }
     }
 }
@@ -624,7 +665,10 @@ impl fmt::Display for FieldKey {
             FieldKey::OwnerTeam => f.write_str("ownerTeam"),
             FieldKey::Criticality => f.write_str("criticality"),
             FieldKey::KubernetesVersion => f.write_str("kubernetesVersion"),
+            FieldKey::UpgradeRing => f.write_str("upgradeRing"),
+            FieldKey::KubeContext => f.write_str("kubeContext"),
             FieldKey::Label(k) => write!(f, "labels.{k}"),
+            FieldKey::Extra(k) => f.write_str(k),
         }
     }
 }
@@ -840,8 +884,12 @@ pub struct Release {
     pub kubernetes: Option<Version>,
     /// Add-on targets.
     pub addons: BTreeMap<String, Version>,
+    /// Controller targets.
+    pub controllers: BTreeMap<String, Version>,
     /// Policy-bundle targets.
     pub policies: BTreeMap<String, Version>,
+    /// Where each component's target is written in [`Release::source`].
+    pub positions: BTreeMap<crate::ids::Component, crate::diag::Pos>,
     /// Required range of the cluster's Kubernetes version.
     pub requires_kubernetes: Option<VersionRange>,
     /// Versions may go down.
@@ -858,6 +906,7 @@ impl Release {
             parts.push(format!("Kubernetes {k}"));
         }
         parts.extend(self.addons.iter().map(|(n, v)| format!("{n} {v}")));
+        parts.extend(self.controllers.iter().map(|(n, v)| format!("{n} {v}")));
         parts.extend(self.policies.iter().map(|(n, v)| format!("{n} {v}")));
         parts.join(", ")
     }
@@ -934,8 +983,12 @@ pub struct Cluster {
     pub kubernetes: Version,
     /// Add-ons.
     pub addons: BTreeMap<String, Version>,
+    /// Controllers (argocd, cert-manager, karpenter, …).
+    pub controllers: BTreeMap<String, Version>,
     /// Policy bundles.
     pub policies: BTreeMap<String, Version>,
+    /// Every field ringmaster does not know, as written.
+    pub extra: ExtraFields,
     /// `Some(reason)` when upgrades are paused.
     pub paused: Option<String>,
     /// `upgrade.nodes` as the registry entry writes it (`None`: the ring decides).

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+mod cluster;
+pub use cluster::{ExtraRaw, KNOWN_CLUSTER_FIELDS, RawCluster, Typo, field_typo};
+
 /// A value with the position it was read from.
 pub type S<T> = serde_saphyr::Spanned<T>;
 
@@ -220,6 +223,9 @@ pub struct RawObserve {
     /// Add-on name (as in the registry) → the workload that runs it.
     #[serde(default)]
     pub addons: BTreeMap<String, S<RawWorkloadRef>>,
+    /// Controller name (as in the registry) → the workload that runs it.
+    #[serde(default)]
+    pub controllers: BTreeMap<String, S<RawWorkloadRef>>,
     /// Policy-bundle name (as in the registry) → the object that reports its version.
     #[serde(default)]
     pub policies: BTreeMap<String, S<RawResourceRef>>,
@@ -381,10 +387,13 @@ pub struct RawEdit {
     /// Edit this add-on's version in another file.
     #[serde(default)]
     pub addon: Option<String>,
+    /// Edit this controller's version in another file.
+    #[serde(default)]
+    pub controller: Option<String>,
     /// Edit this policy bundle's version in another file.
     #[serde(default)]
     pub policy: Option<String>,
-    /// File template for `addon`/`policy` rules (`{clusterId}` etc.).
+    /// File template for `addon`/`controller`/`policy` rules (`{clusterId}` etc.).
     #[serde(default)]
     pub file: Option<String>,
     /// YAML path of the value.
@@ -428,6 +437,9 @@ pub struct RawRelease {
     /// Add-on → target version.
     #[serde(default)]
     pub addons: BTreeMap<String, S<String>>,
+    /// Controller → target version.
+    #[serde(default)]
+    pub controllers: BTreeMap<String, S<String>>,
     /// Policy bundle → target version.
     #[serde(default)]
     pub policies: BTreeMap<String, S<String>>,
@@ -446,51 +458,6 @@ pub struct RawRequires {
     /// Range over the cluster's Kubernetes version.
     #[serde(default)]
     pub kubernetes: Option<S<String>>,
-}
-
-/// A fleet-registry entry (one file per cluster).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawCluster {
-    /// `[a-z0-9-]{1,63}`.
-    pub cluster_id: S<String>,
-    /// `aws`, `azure`, `gcp`, `onprem` or `other`.
-    pub provider: S<String>,
-    /// `eks`, `aks`, `gke`, …
-    #[serde(default)]
-    pub service: Option<String>,
-    /// Cloud region.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// `sandbox`, `dev`, `staging`, `prod`, …
-    #[serde(default)]
-    pub environment: Option<String>,
-    /// Owning team.
-    #[serde(default)]
-    pub owner_team: Option<String>,
-    /// `tier-1`, …
-    #[serde(default)]
-    pub criticality: Option<String>,
-    /// Free labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Explicit ring.
-    #[serde(default)]
-    pub upgrade_ring: Option<S<String>>,
-    /// Kubeconfig context. Default: the cluster id.
-    #[serde(default)]
-    pub kube_context: Option<String>,
-    /// Control-plane version the cluster should run.
-    pub kubernetes_version: S<String>,
-    /// Add-on → version.
-    #[serde(default)]
-    pub addons: BTreeMap<String, S<String>>,
-    /// Policy bundle → version.
-    #[serde(default)]
-    pub policies: BTreeMap<String, S<String>>,
-    /// Upgrade controls.
-    #[serde(default)]
-    pub upgrade: Option<S<RawUpgrade>>,
 }
 
 /// `upgrade:` in a registry entry.

@@ -135,19 +135,24 @@ impl Source {
 /// Parses one registry file with ringmaster's own raw schema.
 fn parse(where_: &str, path: &str, text: &str) -> Result<Entry, String> {
     let raw: RawCluster = serde_saphyr::from_str(text).map_err(|e| format!("{where_}: {e}"))?;
-    let kubernetes = Version::parse(&raw.kubernetes_version.value)
+    let field = |v: &Option<rings::raw::S<String>>, name: &str| {
+        v.as_ref()
+            .map(|v| v.value.trim().to_owned())
+            .ok_or_else(|| format!("{where_}: missing field `{name}`"))
+    };
+    let kubernetes = Version::parse(&field(&raw.kubernetes_version, "kubernetesVersion")?)
         .map_err(|e| format!("{where_}: kubernetesVersion: {e}"))?;
     let versions = |m: &BTreeMap<String, rings::raw::S<String>>| -> BTreeMap<String, String> {
         m.iter()
             .map(|(k, v)| (k.clone(), v.value.trim().to_owned()))
             .collect()
     };
-    let id = raw.cluster_id.value.trim().to_owned();
+    let id = field(&raw.cluster_id, "clusterId")?;
     rings::ClusterId::new(&id).map_err(|e| format!("{where_}: clusterId: {e}"))?;
     Ok(Entry {
         kube_context: raw.kube_context.filter(|c| *c != id),
         id,
-        provider: raw.provider.value.trim().to_owned(),
+        provider: field(&raw.provider, "provider")?,
         service: raw.service,
         desired: Desired {
             kubernetes,

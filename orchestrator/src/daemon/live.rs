@@ -15,17 +15,9 @@ impl std::fmt::Debug for LiveProbe {
     }
 }
 
-fn targets(t: &Targets) -> policies::probe::Targets {
-    policies::probe::Targets {
-        kubernetes: t.kubernetes.clone(),
-        addons: t.addons.clone(),
-        policies: t.policies.clone(),
-    }
-}
-
 impl ClusterProbe for LiveProbe {
     async fn preflight(&self, cluster: &Cluster, target: &Targets, gates: &[&Gate]) -> Vec<String> {
-        let p = self.0.preflight(cluster, &targets(target), gates).await;
+        let p = self.0.preflight(cluster, target, gates).await;
         p.findings.iter().map(ToString::to_string).collect()
     }
 
@@ -37,7 +29,7 @@ impl ClusterProbe for LiveProbe {
     ) -> ConvergenceReport {
         let c = self
             .0
-            .convergence(cluster, &targets(target), &config.ring_set.observe)
+            .convergence(cluster, target, &config.ring_set.observe)
             .await;
         ConvergenceReport {
             converged: c.converged,

@@ -5,19 +5,10 @@
 use std::collections::BTreeMap;
 
 use policies::gates::Observation;
-use rings::Version;
 use rings::model::{Cluster, Config, Gate};
 
 /// What a cluster should run after a ring step: only the components the step moves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Targets {
-    /// The Kubernetes minor.
-    pub kubernetes: Option<Version>,
-    /// Add-ons by name.
-    pub addons: BTreeMap<String, Version>,
-    /// Policy bundles by name.
-    pub policies: BTreeMap<String, Version>,
-}
+pub use policies::probe::Targets;
 
 /// Whether a cluster runs what Git says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -548,7 +548,7 @@ fn change_summary(edits: &[AppliedEdit]) -> String {
         .map(|(component, (froms, tos))| {
             let name = match component {
                 Component::Kubernetes => "Kubernetes",
-                Component::Addon(n) | Component::Policy(n) => n.as_str(),
+                Component::Addon(n) | Component::Controller(n) | Component::Policy(n) => n.as_str(),
             };
             match (froms.as_slice(), tos.as_slice()) {
                 ([from], [to]) => format!("{name} {from} → {to}"),

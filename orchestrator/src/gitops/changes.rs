@@ -185,6 +185,7 @@ pub fn planned_edits(
             let registry_path = match component {
                 Component::Kubernetes => YamlPath::keys(&["kubernetesVersion"]),
                 Component::Addon(name) => YamlPath::keys(&["addons", name]),
+                Component::Controller(name) => YamlPath::keys(&["controllers", name]),
                 Component::Policy(name) => YamlPath::keys(&["policies", name]),
             };
             out.push(PlannedEdit {
@@ -314,7 +315,7 @@ pub fn summary(step: &RingStep<'_>) -> String {
         .map(|(component, (froms, tos))| {
             let name = match component {
                 Component::Kubernetes => "Kubernetes",
-                Component::Addon(n) | Component::Policy(n) => n.as_str(),
+                Component::Addon(n) | Component::Controller(n) | Component::Policy(n) => n.as_str(),
             };
             match (froms.as_slice(), tos.as_slice()) {
                 ([from], [to]) => format!("{name} {from} → {to}"),

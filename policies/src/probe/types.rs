@@ -26,6 +26,8 @@ pub struct Targets {
     pub kubernetes: Option<Version>,
     /// Add-on name → version.
     pub addons: BTreeMap<String, Version>,
+    /// Controller name → version.
+    pub controllers: BTreeMap<String, Version>,
     /// Policy bundle name → version.
     pub policies: BTreeMap<String, Version>,
 }
@@ -39,6 +41,9 @@ impl Targets {
                 Component::Kubernetes => t.kubernetes = Some(change.to.clone()),
                 Component::Addon(name) => {
                     t.addons.insert(name.clone(), change.to.clone());
+                }
+                Component::Controller(name) => {
+                    t.controllers.insert(name.clone(), change.to.clone());
                 }
                 Component::Policy(name) => {
                     t.policies.insert(name.clone(), change.to.clone());

@@ -36,6 +36,8 @@ pub fn cluster(id: &str, kubernetes: &str) -> Cluster {
         kubernetes: Version::parse(kubernetes).unwrap(),
         addons: BTreeMap::new(),
         policies: BTreeMap::new(),
+        controllers: Default::default(),
+        extra: Default::default(),
         paused: None,
         upgrade_nodes: None,
         nodes: rings::model::NodeConvergence::Target,

@@ -220,24 +220,32 @@ fn parse_clusters(
     gitops: &GitopsSettings,
     files: &[RegistryFile],
 ) -> Vec<(Option<Cluster>, Diagnostics)> {
-    let parse = |f: &RegistryFile| {
+    let parse = |f: &RegistryFile, strings: &mut Interner| {
         let mut d = Diagnostics::new();
         let label = registry_label(gitops, &f.path);
         let c = parse_one::<RawCluster>(&label, &f.text, &mut d)
-            .and_then(|raw| cluster(&label, &f.path, raw, &mut d));
+            .and_then(|raw| cluster(&label, &f.path, raw, strings, &mut d));
         (c, d)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(8);
     if threads < 2 || files.len() < PARALLEL_PARSE_MIN_FILES {
-        return files.iter().map(parse).collect();
+        let mut strings = Interner::default();
+        return files.iter().map(|f| parse(f, &mut strings)).collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(parse).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut strings = Interner::default();
+                    part.iter()
+                        .map(|f| parse(f, &mut strings))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -254,32 +262,57 @@ pub(super) fn cluster(
     file: &str,
     path: &str,
     raw: RawCluster,
+    strings: &mut Interner,
     diags: &mut Diagnostics,
 ) -> Option<Cluster> {
     let before = diags.errors().count();
-    let id = ClusterId::new(&raw.cluster_id.value)
-        .map_err(|msg| diags.error(file, pos(&raw.cluster_id), msg))
-        .ok();
-    let provider = Provider::parse(&raw.provider.value).or_else(|| {
-        let msg = format!("unknown provider `{}`", raw.provider.value);
-        match did_you_mean(&raw.provider.value, Provider::NAMES) {
-            Some(c) => diags.error_hint(
-                file,
-                pos(&raw.provider),
-                msg,
-                format!("did you mean `{c}`?"),
+    for t in &raw.typos {
+        diags.error_hint(
+            file,
+            pos(&t.key),
+            format!(
+                "unknown field `{}` is a misspelling of a field ringmaster reads (other fields of your own are kept)",
+                t.key.value
             ),
-            None => diags.error_hint(
-                file,
-                pos(&raw.provider),
-                msg,
-                format!("use one of {}", Provider::NAMES.join(", ")),
-            ),
+            format!("did you mean `{}`?", t.suggestion),
+        );
+    }
+    let typo_of = |field: &str| raw.typos.iter().any(|t| t.suggestion == field);
+    let at = raw.cluster_id.as_ref().map_or(Pos::FILE, pos);
+    let mut required = |field: &'static str, present: bool| {
+        if !present && !typo_of(field) {
+            diags.error(file, at, format!("missing field `{field}`"));
         }
-        None
+    };
+    required("clusterId", raw.cluster_id.is_some());
+    required("provider", raw.provider.is_some());
+    required("kubernetesVersion", raw.kubernetes_version.is_some());
+    let id = raw.cluster_id.as_ref().and_then(|v| {
+        ClusterId::new(&v.value)
+            .map_err(|msg| diags.error(file, pos(v), msg))
+            .ok()
     });
-    let kubernetes = version(file, &raw.kubernetes_version, "kubernetesVersion", diags);
+    let provider = raw.provider.as_ref().and_then(|p| {
+        Provider::parse(&p.value).or_else(|| {
+            let msg = format!("unknown provider `{}`", p.value);
+            match did_you_mean(&p.value, Provider::NAMES) {
+                Some(c) => diags.error_hint(file, pos(p), msg, format!("did you mean `{c}`?")),
+                None => diags.error_hint(
+                    file,
+                    pos(p),
+                    msg,
+                    format!("use one of {}", Provider::NAMES.join(", ")),
+                ),
+            }
+            None
+        })
+    });
+    let kubernetes = raw
+        .kubernetes_version
+        .as_ref()
+        .and_then(|k| version(file, k, "kubernetesVersion", diags));
     let addons = versions(file, &raw.addons, "addon", diags);
+    let controllers = versions(file, &raw.controllers, "controller", diags);
     let policies = versions(file, &raw.policies, "policy", diags);
     let upgrade_ring = raw.upgrade_ring.as_ref().and_then(|r| {
         RingName::new(&r.value)
@@ -323,12 +356,14 @@ pub(super) fn cluster(
         upgrade_ring,
         kubernetes: kubernetes?,
         addons,
+        controllers,
         policies,
+        extra: ExtraFields::from_raw(raw.extra, strings),
         paused,
         upgrade_nodes,
         nodes: upgrade_nodes.unwrap_or_default(),
         path: path.to_owned(),
-        pos: pos(&raw.cluster_id),
+        pos: at,
     })
 }
 

@@ -110,7 +110,22 @@ pub(super) fn release(file: &str, raw: RawRelease, diags: &mut Diagnostics) -> O
         .as_ref()
         .and_then(|k| version(file, k, "kubernetes version", diags));
     let addons = versions(file, &raw.addons, "addon", diags);
+    let controllers = versions(file, &raw.controllers, "controller", diags);
     let policies = versions(file, &raw.policies, "policy", diags);
+    let mut positions = BTreeMap::new();
+    if let Some(k) = &raw.kubernetes {
+        positions.insert(Component::Kubernetes, pos(k));
+    }
+    let items = [
+        (&raw.addons, Component::Addon as fn(String) -> Component),
+        (&raw.controllers, Component::Controller),
+        (&raw.policies, Component::Policy),
+    ];
+    for (map, make) in items {
+        for (name, v) in map {
+            positions.insert(make(name.clone()), pos(v));
+        }
+    }
     let requires_kubernetes = raw
         .requires
         .as_ref()
@@ -122,12 +137,16 @@ pub(super) fn release(file: &str, raw: RawRelease, diags: &mut Diagnostics) -> O
                 })
                 .ok()
         });
-    if raw.kubernetes.is_none() && raw.addons.is_empty() && raw.policies.is_empty() {
+    if raw.kubernetes.is_none()
+        && raw.addons.is_empty()
+        && raw.controllers.is_empty()
+        && raw.policies.is_empty()
+    {
         diags.error(
             file,
             pos(&raw.name),
             format!(
-                "release `{}` promotes nothing: set kubernetes, addons or policies",
+                "release `{}` promotes nothing: set kubernetes, addons, controllers or policies",
                 raw.name.value
             ),
         );
@@ -140,7 +159,9 @@ pub(super) fn release(file: &str, raw: RawRelease, diags: &mut Diagnostics) -> O
         description: raw.description,
         kubernetes,
         addons,
+        controllers,
         policies,
+        positions,
         requires_kubernetes,
         rollback: raw.rollback,
         source: file.to_owned(),

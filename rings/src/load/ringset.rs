@@ -313,93 +313,10 @@ fn is_api_version(text: &str) -> bool {
 pub(super) fn observe(file: &str, at: Pos, raw: &RawObserve, diags: &mut Diagnostics) -> Observe {
     let mut out = Observe {
         pos: at,
+        addons: workloads(file, "addons", "addon", &raw.addons, diags),
+        controllers: workloads(file, "controllers", "controller", &raw.controllers, diags),
         ..Observe::default()
     };
-    for (addon, w) in &raw.addons {
-        let p = pos(w);
-        if let Err(msg) = Component::check_item_name("addon", addon) {
-            diags.error(file, p, msg);
-            continue;
-        }
-        let before = diags.errors().count();
-        let w = &w.value;
-        let kind = WorkloadKind::parse(&w.kind.value);
-        if kind.is_none() {
-            let msg = format!(
-                "observe.addons.{addon}.kind `{}` must be one of {}",
-                w.kind.value,
-                WorkloadKind::NAMES.join(", ")
-            );
-            match did_you_mean(&w.kind.value, WorkloadKind::NAMES) {
-                Some(c) => {
-                    diags.error_hint(file, pos(&w.kind), msg, format!("did you mean `{c}`?"))
-                }
-                None => diags.error(file, pos(&w.kind), msg),
-            }
-        }
-        let namespace = w
-            .namespace
-            .as_ref()
-            .map_or(DEFAULT_OBSERVE_NAMESPACE, |n| n.value.as_str());
-        if let Some(n) = &w.namespace
-            && !is_dns_label(&n.value)
-        {
-            diags.error(
-                file,
-                pos(n),
-                format!(
-                    "observe.addons.{addon}.namespace `{}` is not a namespace name (lowercase letters, digits and `-`, at most 63)",
-                    n.value
-                ),
-            );
-        }
-        let name = w.name.as_ref().map_or(addon.as_str(), |n| n.value.as_str());
-        match &w.name {
-            Some(n) if !is_dns_subdomain(&n.value) => diags.error(
-                file,
-                pos(n),
-                format!(
-                    "observe.addons.{addon}.name `{}` is not a Kubernetes object name",
-                    n.value
-                ),
-            ),
-            None if !is_dns_subdomain(addon) => diags.error_hint(
-                file,
-                p,
-                format!(
-                    "observe.addons.{addon} has no `name` and `{addon}` is not a Kubernetes object name"
-                ),
-                "set `name:` to the workload's name",
-            ),
-            _ => {}
-        }
-        if let Some(c) = &w.container
-            && !is_dns_label(&c.value)
-        {
-            diags.error(
-                file,
-                pos(c),
-                format!(
-                    "observe.addons.{addon}.container `{}` is not a container name",
-                    c.value
-                ),
-            );
-        }
-        if diags.errors().count() > before {
-            continue;
-        }
-        if let Some(kind) = kind {
-            out.addons.insert(
-                addon.clone(),
-                WorkloadRef {
-                    kind,
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    container: w.container.as_ref().map(|c| c.value.clone()),
-                },
-            );
-        }
-    }
     for (bundle, r) in &raw.policies {
         let p = pos(r);
         if let Err(msg) = Component::check_item_name("policy", bundle) {
@@ -478,6 +395,103 @@ pub(super) fn observe(file: &str, at: Pos, raw: &RawObserve, diags: &mut Diagnos
     out
 }
 
+/// `observe.addons` or `observe.controllers`: name → the workload running it.
+fn workloads(
+    file: &str,
+    section: &str,
+    kind_name: &str,
+    raw: &BTreeMap<String, S<RawWorkloadRef>>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, WorkloadRef> {
+    let mut out = BTreeMap::new();
+    for (addon, w) in raw {
+        let p = pos(w);
+        if let Err(msg) = Component::check_item_name(kind_name, addon) {
+            diags.error(file, p, msg);
+            continue;
+        }
+        let before = diags.errors().count();
+        let w = &w.value;
+        let kind = WorkloadKind::parse(&w.kind.value);
+        if kind.is_none() {
+            let msg = format!(
+                "observe.{section}.{addon}.kind `{}` must be one of {}",
+                w.kind.value,
+                WorkloadKind::NAMES.join(", ")
+            );
+            match did_you_mean(&w.kind.value, WorkloadKind::NAMES) {
+                Some(c) => {
+                    diags.error_hint(file, pos(&w.kind), msg, format!("did you mean `{c}`?"))
+                }
+                None => diags.error(file, pos(&w.kind), msg),
+            }
+        }
+        let namespace = w
+            .namespace
+            .as_ref()
+            .map_or(DEFAULT_OBSERVE_NAMESPACE, |n| n.value.as_str());
+        if let Some(n) = &w.namespace
+            && !is_dns_label(&n.value)
+        {
+            diags.error(
+                file,
+                pos(n),
+                format!(
+                    "observe.{section}.{addon}.namespace `{}` is not a namespace name (lowercase letters, digits and `-`, at most 63)",
+                    n.value
+                ),
+            );
+        }
+        let name = w.name.as_ref().map_or(addon.as_str(), |n| n.value.as_str());
+        match &w.name {
+            Some(n) if !is_dns_subdomain(&n.value) => diags.error(
+                file,
+                pos(n),
+                format!(
+                    "observe.{section}.{addon}.name `{}` is not a Kubernetes object name",
+                    n.value
+                ),
+            ),
+            None if !is_dns_subdomain(addon) => diags.error_hint(
+                file,
+                p,
+                format!(
+                    "observe.{section}.{addon} has no `name` and `{addon}` is not a Kubernetes object name"
+                ),
+                "set `name:` to the workload's name",
+            ),
+            _ => {}
+        }
+        if let Some(c) = &w.container
+            && !is_dns_label(&c.value)
+        {
+            diags.error(
+                file,
+                pos(c),
+                format!(
+                    "observe.{section}.{addon}.container `{}` is not a container name",
+                    c.value
+                ),
+            );
+        }
+        if diags.errors().count() > before {
+            continue;
+        }
+        if let Some(kind) = kind {
+            out.insert(
+                addon.clone(),
+                WorkloadRef {
+                    kind,
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    container: w.container.as_ref().map(|c| c.value.clone()),
+                },
+            );
+        }
+    }
+    out
+}
+
 /// Every add-on and policy bundle a release promotes needs an `observe` entry: without one,
 /// convergence could never tell whether a cluster runs the new version. Reported against the
 /// ring file (that is where the fix goes) at its `observe:` block, or the whole file when it
@@ -500,6 +514,21 @@ pub(super) fn observe_coverage(
                     ),
                     format!(
                         "name the workload running it in this file, e.g. `observe: {{ addons: {{ {addon}: {{ kind: Deployment, namespace: kube-system, name: {addon} }} }} }}`"
+                    ),
+                );
+            }
+        }
+        for controller in release.controllers.keys() {
+            if !ring_set.observe.controllers.contains_key(controller) {
+                diags.error_hint(
+                    file,
+                    ring_set.observe.pos,
+                    format!(
+                        "controller `{controller}` (release {}, {}) has no `observe.controllers.{controller}` entry; ringmaster could not tell whether clusters converged",
+                        release.name, release.source
+                    ),
+                    format!(
+                        "name the workload running it in this file, e.g. `observe: {{ controllers: {{ {controller}: {{ kind: Deployment, namespace: {controller}, name: {controller} }} }} }}`"
                     ),
                 );
             }
@@ -782,15 +811,16 @@ pub(super) fn edit_rule(file: &str, e: &S<RawEdit>, diags: &mut Diagnostics) -> 
     let p = pos(e);
     let e = &e.value;
     let before = diags.errors().count();
-    let target = match (&e.kubernetes, &e.addon, &e.policy) {
-        (Some(_), None, None) => Component::Kubernetes,
-        (None, Some(a), None) => Component::Addon(a.clone()),
-        (None, None, Some(pl)) => Component::Policy(pl.clone()),
+    let target = match (&e.kubernetes, &e.addon, &e.controller, &e.policy) {
+        (Some(_), None, None, None) => Component::Kubernetes,
+        (None, Some(a), None, None) => Component::Addon(a.clone()),
+        (None, None, Some(c), None) => Component::Controller(c.clone()),
+        (None, None, None, Some(pl)) => Component::Policy(pl.clone()),
         _ => {
             diags.error(
                 file,
                 p,
-                "an edit rule names exactly one of `kubernetes`, `addon` or `policy`",
+                "an edit rule names exactly one of `kubernetes`, `addon`, `controller` or `policy`",
             );
             return None;
         }

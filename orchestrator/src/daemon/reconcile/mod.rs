@@ -733,19 +733,7 @@ impl<'s, F: Forge, P: ClusterProbe, C: Clock> Daemon<'s, F, P, C> {
 
 /// What a cluster must run after a step.
 pub fn targets_of(changes: &[policies::versions::Change]) -> Targets {
-    let mut t = Targets::default();
-    for c in changes {
-        match &c.component {
-            Component::Kubernetes => t.kubernetes = Some(c.to.clone()),
-            Component::Addon(n) => {
-                t.addons.insert(n.clone(), c.to.clone());
-            }
-            Component::Policy(n) => {
-                t.policies.insert(n.clone(), c.to.clone());
-            }
-        }
-    }
-    t
+    Targets::from_step(changes)
 }
 
 fn short(sha: &str) -> &str {

@@ -10,14 +10,7 @@ use crate::gitops::changes::{ClusterStep, RingStep};
 use policies::versions::Change;
 
 fn component_of(text: &str) -> Option<Component> {
-    if text == "kubernetes" {
-        Some(Component::Kubernetes)
-    } else if let Some(n) = text.strip_prefix("addon/") {
-        Some(Component::Addon(n.to_owned()))
-    } else {
-        text.strip_prefix("policy/")
-            .map(|n| Component::Policy(n.to_owned()))
-    }
+    Component::parse(text)
 }
 
 impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
@@ -74,6 +67,7 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
             let current = match &component {
                 Component::Kubernetes => Some(cluster.kubernetes.clone()),
                 Component::Addon(n) => cluster.addons.get(n).cloned(),
+                Component::Controller(n) => cluster.controllers.get(n).cloned(),
                 Component::Policy(n) => cluster.policies.get(n).cloned(),
             };
             let Some(from) = current else {

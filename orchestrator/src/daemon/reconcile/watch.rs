@@ -24,12 +24,18 @@ impl<F: Forge, P: ClusterProbe, C: Clock> Daemon<'_, F, P, C> {
             let Ok(v) = Version::parse(&c.to) else {
                 continue;
             };
-            if c.component == "kubernetes" {
-                t.kubernetes = Some(v);
-            } else if let Some(name) = c.component.strip_prefix("addon/") {
-                t.addons.insert(name.to_owned(), v);
-            } else if let Some(name) = c.component.strip_prefix("policy/") {
-                t.policies.insert(name.to_owned(), v);
+            match Component::parse(&c.component) {
+                Some(Component::Kubernetes) => t.kubernetes = Some(v),
+                Some(Component::Addon(name)) => {
+                    t.addons.insert(name, v);
+                }
+                Some(Component::Controller(name)) => {
+                    t.controllers.insert(name, v);
+                }
+                Some(Component::Policy(name)) => {
+                    t.policies.insert(name, v);
+                }
+                None => {}
             }
         }
         let mut behind = Vec::new();
