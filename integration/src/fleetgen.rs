@@ -37,12 +37,44 @@ pub fn cluster_yaml(i: usize) -> (String, &'static str, String) {
     } else {
         "baseline-nonprod: \"1.8.0\""
     };
+    // The fields a mature platform keeps beside ringmaster's (issue 17): ringmaster reads
+    // them as they are, so the benchmark parses them too.
+    let platform = if provider == "aws" {
+        "networkMode: vpc-cni-prefix-delegation\nidentityMode: eks-pod-identity\nentrypoint: alb-internal\n\
+         providerVersionPolicy: eks-standard-support\n"
+    } else {
+        "networkMode: azure-cni-overlay\nidentityMode: workload-identity\nentrypoint: agic\n\
+         providerVersionPolicy: aks-lts\n"
+    };
     let text = format!(
         "# generated cluster {i}\nclusterId: {id}\nprovider: {provider}\nservice: {service}\nregion: {region}\n\
          environment: {environment}\nownerTeam: team-{team}\ncriticality: {criticality}\n\
-         labels: {{ cell: cell-{cell} }}\nkubernetesVersion: \"{k8s}\"\naddons:\n{addons}policies:\n  {policy}\n",
+         purpose: {purpose}\n{platform}observabilityProfile: {environment}-standard\n\
+         policyProfile: {policy_profile}\nbackupProfile: velero-{backup}\nupgradeChannel: {channel}\n\
+         nextUpgradeWindow: 2026-{month:02}-15\nriskStatus: api-deprecation-scan-clean\n\
+         labels: {{ cell: cell-{cell} }}\nkubernetesVersion: \"{k8s}\"\naddons:\n{addons}\
+         controllers:\n  argocd: \"2.13.1\"\n  cert-manager: \"1.16.2\"\n  external-dns: \"0.15.0\"\n\
+         policies:\n  {policy}\n",
         team = i % 40,
         cell = ["a", "b", "c"][i % 3],
+        purpose = [
+            "shared-platform",
+            "data-streaming",
+            "internal-apis",
+            "batch"
+        ][i % 4],
+        policy_profile = if environment == "prod" {
+            "restricted"
+        } else {
+            "baseline"
+        },
+        backup = if environment == "prod" {
+            "daily"
+        } else {
+            "none"
+        },
+        channel = ["stable", "regular", "rapid"][i % 3],
+        month = 1 + i % 12,
     );
     (id, provider, text)
 }

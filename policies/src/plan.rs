@@ -90,6 +90,8 @@ pub struct Forecast {
 pub struct ClusterPlan {
     /// Cluster id.
     pub cluster_id: String,
+    /// The registry entry's own scalar fields (`upgradeChannel`, `purpose`, …), as written.
+    pub fields: rings::model::ExtraFields,
     /// PR steps; `[]` at target.
     pub steps: Vec<Step>,
     /// Why the cluster will not move, or null.
@@ -156,6 +158,7 @@ pub fn plan_with(
                             }
                             ClusterPlan {
                                 cluster_id: c.id.to_string(),
+                                fields: c.extra.clone(),
                                 steps: s.steps,
                                 blocked: s.blocked.map(|b| b.reason),
                             }

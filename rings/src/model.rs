@@ -378,6 +378,14 @@ impl PathTemplate {
         &self.raw
     }
 
+    /// The registry fields it substitutes.
+    pub fn fields(&self) -> impl Iterator<Item = &FieldKey> {
+        self.parts.iter().filter_map(|p| match p {
+            TemplatePart::Field(k) => Some(k),
+            TemplatePart::Literal(_) => None,
+        })
+    }
+
     /// The path for one cluster. Every substituted value must be a plain path component
     /// (`[A-Za-z0-9._-]`, not `.` or `..`), so no registry value can move the path elsewhere.
     pub fn render(&self, c: &Cluster) -> Result<String, String> {

@@ -156,7 +156,11 @@ fn parse(where_: &str, path: &str, text: &str) -> Result<Entry, String> {
         service: raw.service,
         desired: Desired {
             kubernetes,
-            addons: versions(&raw.addons),
+            // A controller runs as a workload like an add-on; the simulator keeps one map.
+            addons: versions(&raw.addons)
+                .into_iter()
+                .chain(versions(&raw.controllers))
+                .collect(),
             policies: versions(&raw.policies),
         },
         path: path.to_owned(),

@@ -182,6 +182,13 @@ pub fn rollout_json(
             "reason": run.reason,
             "step": run.step_number(),
             "members": run.members,
+            "clusters": run.members.iter().map(|id| json!({
+                "cluster": id,
+                "fields": config.and_then(|c| {
+                    let all = &c.fleet.clusters;
+                    all.binary_search_by(|x| x.id.as_str().cmp(id.as_str())).ok().map(|i| &all[i].extra)
+                }),
+            })).collect::<Vec<_>>(),
             "leftOut": run.left_out.iter().map(|(c, w)| json!({"cluster": c, "reason": w})).collect::<Vec<_>>(),
             "pr": step.map(|s| json!({"number": s.pr.number, "url": s.pr.url, "branch": s.pr.branch, "head": s.pr.head})),
             "steps": run.steps.iter().map(|s| json!({

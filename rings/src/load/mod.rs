@@ -131,6 +131,7 @@ pub fn load_with(
     resolve_node_convergence(&ring_set, &mut fleet, &membership);
     coverage(&rings_file, &ring_set, &fleet, &membership, &mut diags);
     edit_paths(&rings_file, &ring_set, &fleet, &mut diags);
+    unset_fields(&rings_file, &ring_set, &fleet, &mut diags);
 
     if diags.has_errors() {
         return Err(diags);
@@ -193,6 +194,58 @@ fn edit_paths(file: &str, ring_set: &RingSet, fleet: &Fleet, diags: &mut Diagnos
                 );
             }
         }
+    }
+}
+
+/// A field of the organisation's own (`upgradeChannel`) that a selector, coverage list or edit
+/// rule names but no registry entry has is almost always a misspelling: a warning at the rule,
+/// suggesting the closest field the registry does have.
+fn unset_fields(file: &str, ring_set: &RingSet, fleet: &Fleet, diags: &mut Diagnostics) {
+    let mut used: Vec<(&str, Pos, String)> = Vec::new();
+    fn extra(k: &FieldKey) -> Option<&str> {
+        match k {
+            FieldKey::Extra(name) => Some(name.as_str()),
+            _ => None,
+        }
+    }
+    for r in &ring_set.rings {
+        for (k, _) in &r.selector.terms {
+            if let Some(name) = extra(k) {
+                used.push((name, r.pos, format!("ring `{}`'s selector", r.name)));
+            }
+        }
+    }
+    for k in &ring_set.coverage {
+        if let Some(name) = extra(k) {
+            used.push((name, Pos::FILE, "`coverage`".to_owned()));
+        }
+    }
+    for rule in &ring_set.edits {
+        let in_when = rule
+            .when
+            .iter()
+            .flat_map(|w| w.terms.iter().map(|(k, _)| k));
+        for k in in_when.chain(rule.file.fields()) {
+            if let Some(name) = extra(k) {
+                used.push((name, rule.pos, format!("the edit rule for {}", rule.target)));
+            }
+        }
+    }
+    if used.is_empty() {
+        return;
+    }
+    let mut present: BTreeSet<&str> = BTreeSet::new();
+    for c in &fleet.clusters {
+        present.extend(c.extra.scalars().map(|(k, _)| k));
+    }
+    for (name, at, place) in used {
+        if present.contains(name) {
+            continue;
+        }
+        let msg = format!("{place} names registry field `{name}`, which no cluster has as a value");
+        let hint =
+            did_you_mean(name, present.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        diags.push(Severity::Warning, file, at, msg, hint);
     }
 }
 

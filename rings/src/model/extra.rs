@@ -37,9 +37,18 @@ impl FieldValue {
 }
 
 /// A cluster's extra fields, sorted by name. Names and scalar values are interned while a
-/// registry loads (`upgradeChannel: stable` on 100,000 clusters is one allocation, not 200,000).
+/// registry loads (`upgradeChannel: stable` on 100,000 clusters is one allocation, not 200,000),
+/// and the list is shared: a plan entry carries its cluster's fields for the cost of a pointer.
+/// Serialised as a map of the scalar fields (what a reader of a plan or status wants beside
+/// the steps).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExtraFields(Vec<(Arc<str>, FieldValue)>);
+pub struct ExtraFields(Arc<[(Arc<str>, FieldValue)]>);
+
+impl serde::Serialize for ExtraFields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.scalars())
+    }
+}
 
 impl ExtraFields {
     /// Build from raw fields, interning through `strings`.
@@ -56,8 +65,7 @@ impl ExtraFields {
             })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.shrink_to_fit();
-        ExtraFields(v)
+        ExtraFields(v.into())
     }
 
     /// The field named `key`.
