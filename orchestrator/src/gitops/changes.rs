@@ -155,6 +155,9 @@ pub struct PlannedEdit {
     pub locator: Locator,
     /// The version to write.
     pub to: String,
+    /// The `edits:` rule it comes from (an index into `config.ring_set.edits`); `None` for the
+    /// cluster's registry entry.
+    pub rule: Option<usize>,
 }
 
 /// An edit as applied.
@@ -178,46 +181,97 @@ pub fn planned_edits(
     config: &Config,
     step: &RingStep<'_>,
 ) -> Result<Vec<PlannedEdit>, ChangeError> {
+    let locators = rule_locators(config);
     let mut out = Vec::new();
     for cs in &step.clusters {
-        let c = cs.cluster;
-        for Change { component, to, .. } in &cs.changes {
-            let registry_path = match component {
-                Component::Kubernetes => YamlPath::keys(&["kubernetesVersion"]),
-                Component::Addon(name) => YamlPath::keys(&["addons", name]),
-                Component::Controller(name) => YamlPath::keys(&["controllers", name]),
-                Component::Policy(name) => YamlPath::keys(&["policies", name]),
-            };
-            out.push(PlannedEdit {
-                cluster: c.id.clone(),
-                component: component.clone(),
-                file: c.path.clone(),
-                locator: Locator::Yaml(registry_path),
-                to: to.as_str().to_owned(),
-            });
-            for rule in &config.ring_set.edits {
-                if rule.target != *component || !rule.when.as_ref().is_none_or(|w| w.matches(c)) {
-                    continue;
-                }
-                let file = rule.file.render(c).map_err(ChangeError::Rule)?;
-                let locator = match &rule.locator {
-                    EditLocator::YamlPath(p) => Locator::Yaml(p.clone()),
-                    EditLocator::Regex(r) => Locator::Regex(
-                        Regex::new(r)
-                            .map_err(|e| ChangeError::Rule(format!("edit rule regex: {e}")))?,
-                    ),
-                };
-                out.push(PlannedEdit {
-                    cluster: c.id.clone(),
-                    component: component.clone(),
-                    file,
-                    locator,
-                    to: to.as_str().to_owned(),
-                });
-            }
+        for change in &cs.changes {
+            push_change_edits(config, &locators, cs.cluster, change, &mut out);
         }
     }
-    Ok(out)
+    out.into_iter()
+        .map(|e| e.map_err(|e| ChangeError::Rule(e.message)))
+        .collect()
+}
+
+/// The locator of every `edits:` rule, in rule order, each regex compiled once (a step reuses
+/// it for every cluster). An invalid regex is an error only where its rule applies.
+pub fn rule_locators(config: &Config) -> Vec<Result<Locator, String>> {
+    config
+        .ring_set
+        .edits
+        .iter()
+        .map(|rule| match &rule.locator {
+            EditLocator::YamlPath(p) => Ok(Locator::Yaml(p.clone())),
+            EditLocator::Regex(r) => Regex::new(r)
+                .map(Locator::Regex)
+                .map_err(|e| format!("edit rule regex: {e}")),
+        })
+        .collect()
+}
+
+/// An `edits:` rule that gives no edit for a cluster: its file template does not render (a
+/// missing field, a value that cannot be a path component) or its regex is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// The rule (an index into `config.ring_set.edits`).
+    pub rule: usize,
+    /// Why.
+    pub message: String,
+}
+
+/// The edits of one change of one cluster, appended to `out`: its registry entry first, then
+/// every `edits:` rule whose component and `when` match, in rule order. `locators` comes from
+/// [`rule_locators`].
+pub fn push_change_edits(
+    config: &Config,
+    locators: &[Result<Locator, String>],
+    cluster: &Cluster,
+    change: &Change,
+    out: &mut Vec<Result<PlannedEdit, RuleError>>,
+) {
+    let Change { component, to, .. } = change;
+    out.push(Ok(PlannedEdit {
+        cluster: cluster.id.clone(),
+        component: component.clone(),
+        file: cluster.path.clone(),
+        locator: Locator::Yaml(registry_path(component)),
+        to: to.as_str().to_owned(),
+        rule: None,
+    }));
+    for (index, rule) in config.ring_set.edits.iter().enumerate() {
+        if rule.target != *component || !rule.when.as_ref().is_none_or(|w| w.matches(cluster)) {
+            continue;
+        }
+        let edit = rule.file.render(cluster).and_then(|file| {
+            let locator = match locators.get(index) {
+                Some(Ok(l)) => l.clone(),
+                Some(Err(e)) => return Err(e.clone()),
+                None => return Err(format!("edit rule {index} has no locator")),
+            };
+            Ok(PlannedEdit {
+                cluster: cluster.id.clone(),
+                component: component.clone(),
+                file,
+                locator,
+                to: to.as_str().to_owned(),
+                rule: Some(index),
+            })
+        });
+        out.push(edit.map_err(|message| RuleError {
+            rule: index,
+            message,
+        }));
+    }
+}
+
+/// Where a component's version is written in a registry entry.
+pub fn registry_path(component: &Component) -> YamlPath {
+    match component {
+        Component::Kubernetes => YamlPath::keys(&["kubernetesVersion"]),
+        Component::Addon(name) => YamlPath::keys(&["addons", name]),
+        Component::Controller(name) => YamlPath::keys(&["controllers", name]),
+        Component::Policy(name) => YamlPath::keys(&["policies", name]),
+    }
 }
 
 /// Reads a file of the base tree: `None` when it does not exist.
