@@ -16,7 +16,9 @@ use crate::schedule::CronSchedule;
 use crate::version::{Version, VersionRange};
 
 mod extra;
+mod namemap;
 pub use extra::{ExtraFields, FieldValue, Interner};
+pub use namemap::NameMap;
 
 /// Everything ringmaster reads before it acts: settings, rings, releases and the registry.
 #[derive(Debug, Clone)]
@@ -982,7 +984,7 @@ pub struct Cluster {
     /// Criticality tier.
     pub criticality: Option<String>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: NameMap<String>,
     /// Explicit ring.
     pub upgrade_ring: Option<RingName>,
     /// Kubeconfig context.
@@ -990,11 +992,11 @@ pub struct Cluster {
     /// Control-plane version.
     pub kubernetes: Version,
     /// Add-ons.
-    pub addons: BTreeMap<String, Version>,
+    pub addons: NameMap<Version>,
     /// Controllers (argocd, cert-manager, karpenter, …).
-    pub controllers: BTreeMap<String, Version>,
+    pub controllers: NameMap<Version>,
     /// Policy bundles.
-    pub policies: BTreeMap<String, Version>,
+    pub policies: NameMap<Version>,
     /// Every field ringmaster does not know, as written.
     pub extra: ExtraFields,
     /// `Some(reason)` when upgrades are paused.
