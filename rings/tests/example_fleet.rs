@@ -22,7 +22,16 @@ fn example_fleet_loads() {
     let c = &loaded.config;
     assert_eq!(c.fleet.clusters.len(), 15);
     assert_eq!(c.ring_set.rings.len(), 4);
-    assert_eq!(c.releases.len(), 3);
+    assert_eq!(c.releases.len(), 4);
+    // The platform fields (issue 17) are kept and the controllers are read.
+    let dev = c
+        .fleet
+        .clusters
+        .iter()
+        .find(|x| x.id.as_str() == "aws-use1-dev-01")
+        .unwrap();
+    assert_eq!(dev.extra.scalar("upgradeChannel"), Some("rapid"));
+    assert_eq!(dev.controllers.get("cert-manager").map(|v| v.as_str()), Some("1.16.2"));
     assert!(
         loaded.warnings.is_empty(),
         "the example must validate without warnings"
