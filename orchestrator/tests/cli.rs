@@ -38,7 +38,7 @@ fn validate_prints_a_one_line_summary() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "ok: 15 clusters, 4 rings, 3 releases (registry ./gitops@main at {})\n",
+            "ok: 15 clusters, 4 rings, 4 releases (registry ./gitops@main at {})\n",
             &head[..12]
         )
     );
@@ -125,7 +125,12 @@ fn plan_json_has_exactly_the_documented_shape() {
         .collect();
     assert_eq!(
         names,
-        ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"],
+        [
+            "k8s-1.33",
+            "addons-2026-11",
+            "restricted-prod-2.4.0",
+            "cert-manager-1.16.3"
+        ],
         "file order"
     );
     for r in releases {
@@ -148,7 +153,9 @@ fn plan_json_has_exactly_the_documented_shape() {
             sorted.sort_unstable();
             assert_eq!(ids, sorted, "clusters sorted by id");
             for c in ring["clusters"].as_array().unwrap() {
-                assert_eq!(keys(c), ["blocked", "clusterId", "steps"]);
+                assert_eq!(keys(c), ["blocked", "clusterId", "fields", "steps"]);
+                // The registry entry's own scalar fields, as written (issue 17).
+                assert!(c["fields"]["upgradeChannel"].is_string(), "{c}");
                 for step in c["steps"].as_array().unwrap() {
                     for change in step.as_array().unwrap() {
                         assert_eq!(keys(change), ["component", "from", "to"]);
@@ -183,7 +190,7 @@ fn plan_of_an_unknown_release_fails() {
     let out = ringmaster(&dir, &["plan", "--release", "k8s-9.99"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(
-        "no release named `k8s-9.99` (releases: k8s-1.33, addons-2026-11, restricted-prod-2.4.0)"
+        "no release named `k8s-9.99` (releases: k8s-1.33, addons-2026-11, restricted-prod-2.4.0, cert-manager-1.16.3)"
     ));
 }
 
@@ -610,7 +617,12 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
         .collect();
     assert_eq!(
         started,
-        ["k8s-1.33", "addons-2026-11", "restricted-prod-2.4.0"]
+        [
+            "k8s-1.33",
+            "addons-2026-11",
+            "restricted-prod-2.4.0",
+            "cert-manager-1.16.3"
+        ]
     );
     assert!(
         lines
@@ -633,7 +645,7 @@ fn run_once_logs_json_lines_and_status_reads_the_store() {
     assert!(out.status.success());
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rollouts = status["rollouts"].as_array().unwrap();
-    assert_eq!(rollouts.len(), 3);
+    assert_eq!(rollouts.len(), 4);
     assert_eq!(rollouts[0]["rings"].as_array().unwrap().len(), 4);
     assert!(
         rollouts[0]["rings"][3]["forecast"]["passedBy"].is_string(),

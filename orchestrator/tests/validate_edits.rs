@@ -114,7 +114,7 @@ fn validate_accepts_edit_rules_whose_targets_all_resolve() {
     let out = ringmaster(&dir, &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("ok: 15 clusters, 4 rings, 3 releases"),
+        text(&out.stdout).starts_with("ok: 15 clusters, 4 rings, 4 releases"),
         "{}",
         text(&out.stdout)
     );

@@ -31,7 +31,10 @@ fn example_fleet_loads() {
         .find(|x| x.id.as_str() == "aws-use1-dev-01")
         .unwrap();
     assert_eq!(dev.extra.scalar("upgradeChannel"), Some("rapid"));
-    assert_eq!(dev.controllers.get("cert-manager").map(|v| v.as_str()), Some("1.16.2"));
+    assert_eq!(
+        dev.controllers.get("cert-manager").map(|v| v.as_str()),
+        Some("1.16.2")
+    );
     assert!(
         loaded.warnings.is_empty(),
         "the example must validate without warnings"
